@@ -1,0 +1,6 @@
+"""Cells: one time step of math each, run over time by :mod:`carousel.runner`."""
+
+from carousel.cells.base import Cell, check_cell
+from carousel.cells.lstm import LSTM
+
+__all__ = ["Cell", "LSTM", "check_cell"]

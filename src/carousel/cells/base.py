@@ -1,0 +1,101 @@
+"""The cell protocol: one time step of a recurrent network.
+
+A cell is math and configuration only. It owns no tensors: the module that uses it (a layer from
+:mod:`carousel.nn`, or :class:`carousel.runner.RecurrentLayer` for any cell) stores the parameters
+under the names the cell declares and passes them in on every call. This keeps one parameter layout
+for the reference loop and for every fast implementation, and lets a layer name its parameters as
+``torch.nn.LSTM`` does (``weight_ih_l0``, ``weight_hh_l1_reverse``, ...).
+
+A cell never loops over time; it knows nothing of stacking, direction, masks, dropout between
+layers or devices. The runner (:mod:`carousel.runner`) does all of that for every cell.
+
+Contract
+--------
+``parameter_shapes()``
+    ordered ``{name: shape}`` of every parameter.
+``reset_parameters(params, init)``
+    initialise ``params`` (a dict of the tensors named above) in place, under scheme ``init``.
+``state_sizes`` / ``state_names``
+    one entry per state tensor; state ``k`` has shape ``(batch, state_sizes[k])``.
+``output_size``
+    feature size of the per-step output ``y_t``.
+``project(params, x)``
+    the part of the step that does not recur, for all steps at once: ``x`` has shape
+    ``(T, B, input_size)`` (or ``(B, input_size)``); the result is what ``step`` takes as ``x_t``.
+``step(params, x_t, state) -> (y_t, state)``
+    one step on a projected input ``x_t`` of shape ``(B, ...)``.
+``output_state``
+    index of the state that equals ``y_t`` (zoneout needs it), or None.
+``dropout_states``
+    indices of the states that recurrent (variational) dropout applies to when fed back.
+``vendor_mode`` / ``vendor_refusal()``
+    name of a vendor fused op that computes exactly this cell (``"lstm"``), and ``None`` when it
+    does, or a sentence saying why not.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from torch import Tensor
+
+State = tuple[Tensor, ...]
+Params = Mapping[str, Tensor]
+
+_REQUIRED = (
+    "input_size",
+    "output_size",
+    "state_sizes",
+    "state_names",
+    "parameter_shapes",
+    "reset_parameters",
+    "project",
+    "step",
+)
+
+
+class Cell:
+    """Base class of every cell; see the module docstring for the contract."""
+
+    input_size: int
+    output_size: int
+    state_sizes: tuple[int, ...]
+    state_names: tuple[str, ...]
+    output_state: int | None = 0
+    dropout_states: tuple[int, ...] = (0,)
+    vendor_mode: str | None = None
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:  # pragma: no cover - protocol
+        raise TypeError(f"{type(self).__name__} must define parameter_shapes()")
+
+    def reset_parameters(self, params: dict[str, Tensor], init: str) -> None:  # pragma: no cover
+        raise TypeError(f"{type(self).__name__} must define reset_parameters()")
+
+    def project(self, params: Params, x: Tensor) -> Tensor:
+        """Default: the step takes the raw input."""
+        return x
+
+    def step(self, params: Params, x_t: Tensor, state: State) -> tuple[Tensor, State]:  # pragma: no cover
+        raise TypeError(f"{type(self).__name__} must define step()")
+
+    def vendor_refusal(self) -> str | None:
+        return f"{type(self).__name__} has no vendor fused op"
+
+    def init_state(self, batch: int, *, dtype: torch.dtype, device: torch.device) -> State:
+        """Zeros for every state tensor."""
+        return tuple(torch.zeros(batch, n, dtype=dtype, device=device) for n in self.state_sizes)
+
+
+def check_cell(cell: object) -> Cell:
+    """Check the cell contract on entry, naming the first missing member."""
+    for name in _REQUIRED:
+        if not hasattr(cell, name):
+            raise TypeError(f"cell: expected an object with a `{name}` member, got {type(cell).__name__} without it")
+    sizes = cell.state_sizes  # type: ignore[attr-defined]
+    names = cell.state_names  # type: ignore[attr-defined]
+    if len(sizes) != len(names):
+        raise TypeError(
+            f"cell: expected as many state_names as state_sizes, got {len(names)} names for {len(sizes)} sizes"
+        )
+    return cell  # type: ignore[return-value]

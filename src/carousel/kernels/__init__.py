@@ -1,0 +1,1 @@
+"""Fused implementations of cells, each tested against the reference loop."""

@@ -1,0 +1,6 @@
+"""The runner: any cell over time, stacked, bidirectional, masked, regularised; fast paths chosen once."""
+
+from carousel.runner.layer import RecurrentLayer
+from carousel.runner.scan import scan
+
+__all__ = ["RecurrentLayer", "scan"]
