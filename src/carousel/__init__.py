@@ -5,4 +5,4 @@ from carousel.nn import LSTM, LSTMCell
 from carousel.runner import RecurrentLayer
 
 __version__ = "0.1.0"
-__all__ = ["LSTM", "LSTMCell", "RecurrentLayer", "cells", "nn", "runner", "__version__"]
+__all__ = ["LSTM", "LSTMCell", "RecurrentLayer", "__version__", "cells", "nn", "runner"]

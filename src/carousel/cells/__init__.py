@@ -3,4 +3,4 @@
 from carousel.cells.base import Cell, check_cell
 from carousel.cells.lstm import LSTM
 
-__all__ = ["Cell", "LSTM", "check_cell"]
+__all__ = ["LSTM", "Cell", "check_cell"]

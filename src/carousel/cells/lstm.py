@@ -138,7 +138,9 @@ class LSTM(Cell):
             )
         self.peepholes = bool(peepholes)
         if not forget_gate and variant == "CIFG":
-            raise ValueError("forget_gate: variant 'CIFG' couples the forget gate to the input gate, got forget_gate=False")
+            raise ValueError(
+                "forget_gate: variant 'CIFG' couples the forget gate to the input gate, got forget_gate=False"
+            )
         self.forget_gate = bool(forget_gate) and variant != "NFG"
 
         fixed = {"NIAF": ("cell_activation", cell_activation), "NOAF": ("output_activation", output_activation)}
@@ -148,7 +150,9 @@ class LSTM(Cell):
                 raise ValueError(f"{arg}: variant {variant!r} fixes it to 'identity', got {given!r}")
         gate_activation = "sigmoid" if gate_activation is None else gate_activation
         cell_activation = ("identity" if variant == "NIAF" else "tanh") if cell_activation is None else cell_activation
-        output_activation = ("identity" if variant == "NOAF" else "tanh") if output_activation is None else output_activation
+        output_activation = (
+            ("identity" if variant == "NOAF" else "tanh") if output_activation is None else output_activation
+        )
         self.gate_activation = gate_activation
         self.cell_activation = cell_activation
         self.output_activation = output_activation
@@ -184,7 +188,9 @@ class LSTM(Cell):
             names.append("a")
         self.state_sizes = tuple(sizes)
         self.state_names = tuple(names)
-        self.dropout_states = (1,) if variant == "full_peephole" else (0,)
+        # Recurrent dropout drops h_{t-1} where it is fed back. The full-peephole form feeds back
+        # only c_{t-1}, which is also the memory itself: dropping it would erase the memory.
+        self.dropout_states = () if variant == "full_peephole" else (0,)
 
     # ------------------------------------------------------------------ parameters
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -242,9 +248,9 @@ class LSTM(Cell):
 
     def vendor_refusal(self) -> str | None:
         reasons = []
-        if self.variant != "vanilla":
+        if self.variant not in ("vanilla", "NP"):
             reasons.append(f"variant={self.variant!r}")
-        if not self.forget_gate:
+        elif not self.forget_gate:
             reasons.append("forget_gate=False")
         if self.peepholes:
             reasons.append("peepholes=True")

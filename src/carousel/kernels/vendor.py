@@ -6,7 +6,7 @@ Weights are passed as a flat list in ``torch.nn.LSTM``'s order: for each layer, 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor

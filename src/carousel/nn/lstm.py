@@ -3,7 +3,7 @@ with every LSTM form of the literature as keyword options."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -185,6 +185,11 @@ class LSTMCell(nn.Module):
         self.vendor_refusal = refusal
         self._vendor = dispatch.use_vendor(self.fast, refusal)
 
+    @property
+    def implementation(self) -> str:
+        """``"vendor"`` (``torch.lstm_cell``) or ``"reference"``: what ``forward`` runs."""
+        return "vendor" if self._vendor else "reference"
+
     def reset_parameters(self) -> None:
         self.cell.reset_parameters(dict(self.named_parameters()), self.init)
 
@@ -192,7 +197,10 @@ class LSTMCell(nn.Module):
         if not isinstance(input, Tensor):
             raise TypeError(f"input: expected a Tensor, got {type(input).__name__}")
         if input.dim() not in (1, 2):
-            raise ValueError(f"input: expected a 2-D (batch, features) or 1-D tensor, got {input.dim()}-D with shape {tuple(input.shape)}")
+            raise ValueError(
+                f"input: expected a 2-D (batch, features) or 1-D tensor, "
+                f"got {input.dim()}-D with shape {tuple(input.shape)}"
+            )
         ref = self.weight_ih
         if input.shape[-1] != self.input_size:
             raise ValueError(f"input: expected {self.input_size} features (input_size), got {input.shape[-1]}")
@@ -208,7 +216,14 @@ class LSTMCell(nn.Module):
         else:
             state = self._check_state(hx, batch, unbatched, ref)
         if self._vendor:
-            h, c = torch.lstm_cell(x, state, self.weight_ih, self.weight_hh, self.bias_ih if self.bias else None, self.bias_hh if self.bias else None)
+            h, c = torch.lstm_cell(
+                x,
+                state,
+                self.weight_ih,
+                self.weight_hh,
+                self.bias_ih if self.bias else None,
+                self.bias_hh if self.bias else None,
+            )
             new: tuple[Tensor, ...] = (h, c)
         else:
             params = dict(self._parameters)
@@ -218,15 +233,20 @@ class LSTMCell(nn.Module):
     def _check_state(self, hx, batch: int, unbatched: bool, ref: Tensor) -> tuple[Tensor, ...]:
         names, sizes = self.cell.state_names, self.cell.state_sizes
         if not isinstance(hx, (tuple, list)) or len(hx) != len(names):
-            raise ValueError(f"hx: expected a tuple of {len(names)} tensors {names}, got {type(hx).__name__}")
+            got = f"a tuple of {len(hx)}" if isinstance(hx, (tuple, list)) else f"a {type(hx).__name__}"
+            raise ValueError(f"hx: expected a tuple of {len(names)} tensors {names}, got {got}")
         out = []
         for j, (s, name, size) in enumerate(zip(hx, names, sizes)):
             expected = (size,) if unbatched else (batch, size)
             if not isinstance(s, Tensor) or tuple(s.shape) != expected:
                 got = tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__
                 raise ValueError(f"hx[{j}] ({name}): expected shape {expected}, got {got}")
-            if s.dtype != ref.dtype or s.device != ref.device:
-                raise TypeError(f"hx[{j}] ({name}): expected {ref.dtype} on {ref.device}, got {s.dtype} on {s.device}")
+            if s.dtype != ref.dtype:
+                raise TypeError(f"hx[{j}] ({name}): expected dtype {ref.dtype} (the parameters' dtype), got {s.dtype}")
+            if s.device != ref.device:
+                raise ValueError(
+                    f"hx[{j}] ({name}): expected device {ref.device} (the parameters' device), got {s.device}"
+                )
             out.append(s.unsqueeze(0) if unbatched else s)
         return tuple(out)
 

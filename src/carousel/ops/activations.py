@@ -6,12 +6,12 @@ through :func:`resolve_activation`, so every cell accepts the same names.
 
 from __future__ import annotations
 
-from typing import Callable, Union
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
-Activation = Union[str, Callable[[torch.Tensor], torch.Tensor]]
+Activation = str | Callable[[torch.Tensor], torch.Tensor]
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:
@@ -50,9 +50,7 @@ def resolve_activation(value: Activation, argument: str) -> Callable[[torch.Tens
         fn = _ACTIVATIONS.get(value.lower())
         if fn is not None:
             return fn
-    raise ValueError(
-        f"{argument}: expected one of {sorted(_ACTIVATIONS)} or a callable, got {value!r}"
-    )
+    raise ValueError(f"{argument}: expected one of {sorted(_ACTIVATIONS)} or a callable, got {value!r}")
 
 
 def activation_name(value: Activation) -> str | None:

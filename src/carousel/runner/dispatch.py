@@ -8,11 +8,12 @@ loop, always available. Every precondition is an early return with a reason.
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from collections.abc import Sequence
+from typing import Literal
 
 from carousel.cells.base import Cell
 
-Fast = Union[bool, str]
+Fast = bool | Literal["auto"]
 VENDOR_OPS = ("lstm",)
 
 

@@ -8,7 +8,7 @@ shape ``(num_layers * num_directions, B, size)`` (a bare tensor when the cell ha
 
 from __future__ import annotations
 
-from typing import Callable, Sequence, Union
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +21,7 @@ from carousel.runner import dispatch
 from carousel.runner.scan import scan, variational_masks
 from carousel.runner.sequence import as_lengths, lengths_from_mask, reverse_padded, step_mask
 
-StateArg = Union[Tensor, Sequence[Tensor], None]
+StateArg = Tensor | Sequence[Tensor] | None
 
 
 def _rate(name: str, value: object) -> float:
@@ -111,6 +111,11 @@ class RecurrentLayer(nn.Module):
         self.zoneout = tuple(_rate("zoneout", z) for z in rates)
         if any(self.zoneout) and any(c.output_state is None for c in cells):
             raise ValueError("zoneout: expected a cell whose output is one of its states, got output_state=None")
+        if self.recurrent_dropout and any(not c.dropout_states for c in cells):
+            raise ValueError(
+                f"recurrent_dropout: {cells[0]!r} feeds back no state that can be dropped without "
+                f"erasing its memory, got recurrent_dropout={self.recurrent_dropout}"
+            )
         missing = [n for n in return_states if n not in names]
         if missing:
             raise ValueError(f"return_states: expected names among {names}, got {missing}")
@@ -169,7 +174,7 @@ class RecurrentLayer(nn.Module):
             if lengths is not None or mask is not None:
                 raise ValueError("lengths: a PackedSequence carries its own lengths, got lengths= or mask= as well")
             ref = self._parameters[self._flat_names[0]]
-            self._check_tensor("input", input.data, 2, ref)
+            self._check_tensor("input", input.data, ref)
             batch, unbatched = int(input.batch_sizes[0]), False
         elif isinstance(input, Tensor):
             if input.dim() not in (2, 3):
@@ -181,7 +186,7 @@ class RecurrentLayer(nn.Module):
             unbatched = input.dim() == 2
             if unbatched:
                 input = input.unsqueeze(0 if self.batch_first else 1)
-            self._check_tensor("input", input, 3, ref)
+            self._check_tensor("input", input, ref)
             batch = input.shape[0 if self.batch_first else 1]
         else:
             raise TypeError(f"input: expected a Tensor or PackedSequence, got {type(input).__name__}")
@@ -319,9 +324,11 @@ class RecurrentLayer(nn.Module):
     def _layout(self) -> str:
         return "(batch, time, features)" if self.batch_first else "(time, batch, features)"
 
-    def _check_tensor(self, name: str, x: Tensor, feature_dim: int, ref: Tensor) -> None:
+    def _check_tensor(self, name: str, x: Tensor, ref: Tensor) -> None:
         if x.shape[-1] != self.input_size:
-            raise ValueError(f"{name}: expected {self.input_size} features (input_size) in the last dimension, got {x.shape[-1]}")
+            raise ValueError(
+                f"{name}: expected {self.input_size} features (input_size) in the last dimension, got {x.shape[-1]}"
+            )
         if x.dtype != ref.dtype:
             raise TypeError(f"{name}: expected dtype {ref.dtype} (the parameters' dtype), got {x.dtype}")
         if x.device != ref.device:
@@ -331,11 +338,11 @@ class RecurrentLayer(nn.Module):
         if hx is None:
             return None
         names = self.cells[0].state_names
-        if isinstance(hx, Tensor):
+        if isinstance(hx, Tensor) and len(names) == 1:
             hx = (hx,)
         if not isinstance(hx, (tuple, list)) or len(hx) != len(names):
-            got = type(hx).__name__ if not isinstance(hx, (tuple, list)) else f"{len(hx)} tensors"
-            raise ValueError(f"hx: expected {len(names)} tensor(s) {names}, got {got}")
+            got = f"a tuple of {len(hx)}" if isinstance(hx, (tuple, list)) else f"a {type(hx).__name__}"
+            raise ValueError(f"hx: expected a tuple of {len(names)} tensors {names}, got {got}")
         n = self.num_layers * (2 if self.bidirectional else 1)
         out = []
         for j, (s, name, size) in enumerate(zip(hx, names, self.cells[0].state_sizes)):

@@ -6,7 +6,7 @@ hoisted out of the loop (one matrix product for all steps); the loop runs only t
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -14,9 +14,7 @@ from torch import Tensor
 from carousel.cells.base import Cell, Params, State
 
 
-def variational_masks(
-    cell: Cell, state: State, p: float, training: bool
-) -> tuple[Tensor | None, ...] | None:
+def variational_masks(cell: Cell, state: State, p: float, training: bool) -> tuple[Tensor | None, ...] | None:
     """Recurrent dropout masks (Gal & Ghahramani 2016): one Bernoulli mask per sequence, shared by
     all steps, scaled by ``1 / (1 - p)``, for the states the cell lists in ``dropout_states``."""
     if p == 0.0 or not training:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -14,7 +14,9 @@ def as_lengths(lengths: Tensor | Sequence[int], batch: int, steps: int, device: 
         try:
             lengths = torch.as_tensor(lengths)
         except (TypeError, ValueError, RuntimeError) as err:
-            raise TypeError(f"lengths: expected a 1-D tensor or sequence of ints, got {type(lengths).__name__}") from err
+            raise TypeError(
+                f"lengths: expected a 1-D tensor or sequence of ints, got {type(lengths).__name__}"
+            ) from err
     if lengths.dim() != 1 or lengths.shape[0] != batch:
         raise ValueError(f"lengths: expected shape ({batch},) (one length per sequence), got {tuple(lengths.shape)}")
     if lengths.dtype.is_floating_point or lengths.dtype.is_complex or lengths.dtype == torch.bool:
@@ -32,7 +34,10 @@ def lengths_from_mask(mask: Tensor, batch_first: bool, batch: int, steps: int, d
         got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
         raise TypeError(f"mask: expected a bool tensor of shape {expected}, got {got}")
     if tuple(mask.shape) != expected:
-        raise ValueError(f"mask: expected shape {expected} ({'batch, time' if batch_first else 'time, batch'}), got {tuple(mask.shape)}")
+        raise ValueError(
+            f"mask: expected shape {expected} ({'batch, time' if batch_first else 'time, batch'}), "
+            f"got {tuple(mask.shape)}"
+        )
     m = mask if batch_first else mask.t()
     lengths = m.sum(dim=1)
     prefix = torch.arange(steps, device=m.device).unsqueeze(0) < lengths.unsqueeze(1)
