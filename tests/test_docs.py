@@ -1,4 +1,4 @@
-"""Run every ```python block of every page in docs/ so that the examples keep working.
+"""Run every ```python block of the README and of every page in docs/ so that the examples keep working.
 
 Each block runs on its own, in a fresh namespace and a temporary working directory, with a fixed
 random seed. A failing block is named by its page and index (``lstm.md[3]``), and its traceback
@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 # An opening fence ```python (possibly indented, e.g. inside a list item), the body, and a closing
 # fence with the same indentation.
@@ -39,7 +40,7 @@ def _blocks(page: Path) -> list[tuple[int, str]]:
 
 def _cases() -> list:
     cases = []
-    for page in sorted(DOCS.glob("*.md")):
+    for page in PAGES:
         for index, (line, code) in enumerate(_blocks(page)):
             cases.append(pytest.param(page, line, code, id=f"{page.name}[{index}]"))
     return cases
@@ -59,7 +60,7 @@ def test_example_runs(page: Path, line: int, code: str, tmp_path: Path, monkeypa
         torch.set_grad_enabled(grad_enabled)
 
 
-@pytest.mark.parametrize("page", sorted(DOCS.glob("*.md")), ids=lambda page: page.name)
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
 def test_every_python_fence_is_closed(page: Path) -> None:
     """A fence the pattern above cannot match would otherwise be skipped without notice."""
     opened = len(_OPENING.findall(page.read_text(encoding="utf-8")))
