@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from carousel.cells.base import Cell, Params, State
+from carousel.kernels.lstm_engine import ACTIVATION_CODES
 from carousel.ops.activations import Activation, activation_name, resolve_activation
 
 VARIANTS = ("vanilla", "NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR", "full_peephole")
@@ -100,6 +101,7 @@ class LSTM(Cell):
     """
 
     vendor_mode = "lstm"
+    engine = "lstm"
 
     def __init__(
         self,
@@ -266,6 +268,32 @@ class LSTM(Cell):
         if reasons:
             return "torch's fused LSTM computes only the standard cell, not " + ", ".join(reasons)
         return None
+
+    def engine_config(self) -> dict[str, object] | str:
+        """This configuration for the fused engine, or the reason the engine cannot run it."""
+        names = {}
+        for arg, value in (
+            ("gate_activation", self.gate_activation),
+            ("cell_activation", self.cell_activation),
+            ("output_activation", self.output_activation),
+        ):
+            name = activation_name(value)
+            if name not in ACTIVATION_CODES:
+                return f"the fused engine has no {arg}={value!r} (it has {sorted(ACTIVATION_CODES)})"
+            names[arg] = name
+        return dict(
+            hidden_size=self.hidden_size,
+            state_size=self.output_size,
+            offsets=[self.blocks.index(b) if b in self.blocks else -1 for b in "ifgo"],
+            recurrent_offsets=[self.recurrent_blocks.index(b) if b in self.recurrent_blocks else -1 for b in "ifgo"],
+            coupled=self.coupled,
+            peepholes=self.peepholes,
+            layer_norm=self.layer_norm,
+            proj=self.proj_size > 0,
+            fgr=self.variant == "FGR",
+            full_peephole=self.variant == "full_peephole",
+            **names,
+        )
 
     # ------------------------------------------------------------------ math
     def project(self, params: Params, x: Tensor) -> Tensor:

@@ -43,7 +43,9 @@ class LSTM(RecurrentLayer):
             (Glorot input weights, orthogonal recurrent weights, forget-gate bias 1).
         return_cell_states: also return ``c_t`` for every step of the last layer, shaped like the
             output with ``hidden_size`` features per direction.
-        fast: ``"auto"``, ``True`` or ``False``; see :mod:`carousel.runner.dispatch`.
+        fast: ``"auto"`` runs torch's fused op when it computes the configuration exactly, else
+            carousel's fused engine, else the reference loop; ``True`` raises when neither fast path
+            applies; ``False`` always runs the reference loop. See :mod:`carousel.runner.dispatch`.
 
     Shapes: input ``(T, B, I)`` (``(B, T, I)`` if ``batch_first``), ``(T, I)`` unbatched, or a
     ``PackedSequence``; ``hx = (h_0, c_0)`` of shapes ``(D * num_layers, B, H_out)`` and
@@ -61,7 +63,7 @@ class LSTM(RecurrentLayer):
         >>> lstm.load_state_dict(torch.nn.LSTM(10, 20, num_layers=2).state_dict())
         <All keys matched successfully>
         >>> LSTM(10, 20, variant="CIFG", zoneout=0.1).implementation
-        'reference'
+        'fused'
     """
 
     def __init__(
@@ -183,7 +185,7 @@ class LSTMCell(nn.Module):
         if refusal is None and proj_size:
             refusal = "torch's fused LSTM cell has no projection"
         self.vendor_refusal = refusal
-        self._vendor = dispatch.use_vendor(self.fast, refusal)
+        self._vendor = dispatch.plan(self.fast, refusal, "one step has nothing to fuse over time") == "vendor"
 
     @property
     def implementation(self) -> str:

@@ -16,10 +16,10 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from carousel.cells.base import Cell, check_cell
-from carousel.kernels import vendor
+from carousel.kernels import lstm_engine, vendor
 from carousel.runner import dispatch
-from carousel.runner.scan import scan, variational_masks
-from carousel.runner.sequence import as_lengths, lengths_from_mask, reverse_padded, step_mask
+from carousel.runner.scan import variational_masks, zoneout_masks
+from carousel.runner.sequence import as_lengths, lengths_from_mask, reverse_padded
 
 StateArg = Tensor | Sequence[Tensor] | None
 
@@ -141,7 +141,8 @@ class RecurrentLayer(nn.Module):
         self.vendor_refusal = dispatch.vendor_refusal(
             cells, recurrent_dropout=self.recurrent_dropout, zoneout=self.zoneout, keep_states=self._keep
         )
-        self._vendor = dispatch.use_vendor(self.fast, self.vendor_refusal)
+        self.engine_refusal = dispatch.engine_refusal(cells, keep_states=self._keep)
+        self._plan = dispatch.plan(self.fast, self.vendor_refusal, self.engine_refusal)
 
     # ------------------------------------------------------------------ parameters
     def reset_parameters(self) -> None:
@@ -160,8 +161,12 @@ class RecurrentLayer(nn.Module):
 
     @property
     def implementation(self) -> str:
-        """``"vendor"`` or ``"reference"``: what ``forward`` runs for this configuration."""
-        return "vendor" if self._vendor else "reference"
+        """What ``forward`` runs for this configuration on CPU: ``"vendor"`` (torch's fused op),
+        ``"fused"`` (carousel's engine) or ``"reference"`` (the Python loop). A layer planned for
+        the engine reports ``"reference"`` once the engine has failed to build in this process."""
+        if self._plan == "fused" and lstm_engine.tried() and lstm_engine.status() is not None:
+            return "reference"
+        return self._plan
 
     # ------------------------------------------------------------------ forward
     def forward(self, input: Tensor | PackedSequence, hx: StateArg = None, *, lengths=None, mask=None):
@@ -192,10 +197,12 @@ class RecurrentLayer(nn.Module):
             raise TypeError(f"input: expected a Tensor or PackedSequence, got {type(input).__name__}")
         state = self._check_state(hx, batch, unbatched, ref)
 
-        if self._vendor:
+        if self._plan == "vendor":
             out, final, kept = self._forward_vendor(input, state, lengths, mask, packed)
         else:
-            out, final, kept = self._forward_reference(input, state, lengths, mask, packed)
+            device = input.data.device if packed else input.device
+            fused = self._plan == "fused" and dispatch.engine_ready(self.fast, device)
+            out, final, kept = self._forward_loop(input, state, lengths, mask, packed, fused)
 
         if unbatched:
             out = out.squeeze(0 if self.batch_first else 1)
@@ -243,7 +250,7 @@ class RecurrentLayer(nn.Module):
         out, _ = pad_packed_sequence(out_packed, batch_first=self.batch_first, total_length=steps)
         return out, final, []
 
-    def _forward_reference(self, input, state, lengths, mask, packed):
+    def _forward_loop(self, input, state, lengths, mask, packed, fused):
         if packed:
             sorted_idx, unsorted_idx = input.sorted_indices, input.unsorted_indices
             x, lens = pad_packed_sequence(input)
@@ -254,11 +261,11 @@ class RecurrentLayer(nn.Module):
         steps, batch = x.shape[0], x.shape[1]
         if state is None:
             state = self._zeros(batch, x)
-        smask = step_mask(lens, steps)
         num_dirs = 2 if self.bidirectional else 1
         finals: list[tuple[Tensor, ...]] = []
         kept: list[Tensor] = []
         for k, cell in enumerate(self.cells):
+            loop, spec = dispatch.scanner(cell, fused)
             outs, kept_k = [], []
             for d in range(num_dirs):
                 params = self.cell_parameters(k, d)
@@ -266,15 +273,15 @@ class RecurrentLayer(nn.Module):
                 s0 = tuple(s[idx] for s in state)
                 xin = reverse_padded(x, lens) if d else x
                 xp = cell.project(params, xin)
-                y, s_final, ks = scan(
-                    cell,
+                y, s_final, ks = loop(
+                    spec,
                     params,
                     xp,
                     s0,
-                    step_mask=smask,
+                    lengths=lens,
                     dropout_masks=variational_masks(cell, s0, self.recurrent_dropout, self.training),
+                    zoneout_masks=zoneout_masks(s0, self.zoneout, steps, self.training),
                     zoneout=self.zoneout,
-                    training=self.training,
                     keep_states=self._keep if k == self.num_layers - 1 else (),
                 )
                 if d:
