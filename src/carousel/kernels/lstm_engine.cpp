@@ -2,88 +2,130 @@
 // backward (own BPTT), in one C++ loop over time per layer and direction.
 //
 // What does not recur is computed by the caller: the input projection xp = W x (+ biases, + layer
-// norm of W x) for all steps in one matrix product. Per step the engine does one matrix product
-// for the recurrent term and one fused pass of elementwise work. The backward pass walks time in
-// reverse with one matrix product per step, and forms every weight gradient with one large matrix
-// product at the end.
+// norm of W x) for all steps in one matrix product. Per step the engine makes one BLAS call for
+// the recurrent product and one pass of vectorised elementwise work over raw memory (no tensor
+// operations inside the loop). The backward pass walks time in reverse with one BLAS call per
+// step and forms every weight gradient with one large matrix product at the end.
 //
-// Layout (B batch, H cells, P = proj_size or H, G = blocks * H, R = recurrent blocks * H):
-//   xp (T, B, G) with the present blocks in the order i, f, g, o;
-//   w_rec (R, P) weight_hh, or (R, H) weight_ch for the full-peephole form (fed c instead of h);
-//   cfg: see the Cfg struct below.
-// No framework types leak out of the math: the elementwise kernels work on raw pointers.
+// Shapes (B batch, H cells, P = proj_size or H, G = present blocks * H, R = recurrent blocks * H,
+// F = width of the fed-back state: P, or H for the full-peephole form that feeds back c):
+//   xp (T, B, G), blocks in the order i, f, g, o (absent ones left out);
+//   w_rec (R, F) weight_hh or weight_ch; w_hr (P, H); w_gr (3H, 3H); peepholes and norms (H) or (R).
 
 #include <ATen/ATen.h>
+#include <ATen/cpu/vec/functional.h>
+#include <ATen/cpu/vec/vec.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
+
+extern "C" {
+void sgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k, const float* alpha,
+            const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
+            const int* ldc);
+void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k, const double* alpha,
+            const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
+            const int* ldc);
+}
 
 namespace carousel {
 namespace {
 
+using at::vec::Vectorized;
+
+// Column-major BLAS on row-major data: C (rows x n) = A (rows x k) . op(W), where W is row-major
+// and op(W) = W^T (W is n x k) when transpose_w, else W (k x n). beta = 0 overwrites C.
+template <typename T>
+void gemm(const T* A, const T* W, T* C, int64_t rows, int64_t k, int64_t n, bool transpose_w, T beta);
+
+template <>
+void gemm<float>(const float* A, const float* W, float* C, int64_t rows, int64_t k, int64_t n, bool tw, float beta) {
+  const int M = (int)n, N = (int)rows, K = (int)k, lda = tw ? (int)k : (int)n, ldb = (int)k, ldc = (int)n;
+  const float one = 1.0f;
+  sgemm_(tw ? "T" : "N", "N", &M, &N, &K, &one, W, &lda, A, &ldb, &beta, C, &ldc);
+}
+
+template <>
+void gemm<double>(const double* A, const double* W, double* C, int64_t rows, int64_t k, int64_t n, bool tw,
+                  double beta) {
+  const int M = (int)n, N = (int)rows, K = (int)k, lda = tw ? (int)k : (int)n, ldb = (int)k, ldc = (int)n;
+  const double one = 1.0;
+  dgemm_(tw ? "T" : "N", "N", &M, &N, &K, &one, W, &lda, A, &ldb, &beta, C, &ldc);
+}
+
 enum Act : int64_t { SIGMOID = 0, TANH = 1, IDENTITY = 2, RELU = 3, HARD_SIGMOID = 4, SOFTSIGN = 5, ELU = 6, SOFTPLUS = 7 };
 
+// x = act(x) over n values.
 template <typename T>
-inline T act(int64_t a, T x) {
+void activate(int64_t a, T* x, int64_t n) {
+  using V = Vectorized<T>;
   switch (a) {
-    case SIGMOID: return T(1) / (T(1) + std::exp(-x));
-    case TANH: return std::tanh(x);
-    case IDENTITY: return x;
-    case RELU: return x > T(0) ? x : T(0);
-    case HARD_SIGMOID: { T y = (x + T(3)) / T(6); return y < T(0) ? T(0) : (y > T(1) ? T(1) : y); }
-    case SOFTSIGN: return x / (T(1) + std::abs(x));
-    case ELU: return x > T(0) ? x : std::expm1(x);
-    case SOFTPLUS: return x > T(20) ? x : std::log1p(std::exp(x));
-    default: return x;
+    case SIGMOID:
+      at::vec::map([](V v) { return (V(T(1)) + v.neg().exp()).reciprocal(); }, x, x, n);
+      return;
+    case TANH:
+      at::vec::map([](V v) { return v.tanh(); }, x, x, n);
+      return;
+    case IDENTITY:
+      return;
+    case RELU:
+      for (int64_t j = 0; j < n; ++j) x[j] = x[j] > T(0) ? x[j] : T(0);
+      return;
+    case HARD_SIGMOID:
+      for (int64_t j = 0; j < n; ++j) x[j] = std::min(std::max((x[j] + T(3)) / T(6), T(0)), T(1));
+      return;
+    case SOFTSIGN:
+      for (int64_t j = 0; j < n; ++j) x[j] = x[j] / (T(1) + std::abs(x[j]));
+      return;
+    case ELU:
+      for (int64_t j = 0; j < n; ++j) x[j] = x[j] > T(0) ? x[j] : std::expm1(x[j]);
+      return;
+    case SOFTPLUS:
+      for (int64_t j = 0; j < n; ++j) x[j] = x[j] > T(20) ? x[j] : std::log1p(std::exp(x[j]));
+      return;
+    default:
+      return;
   }
 }
 
-// Derivative expressed through the activation's output y = act(x).
+// g *= act'(x), the derivative written through the activation's output y = act(x).
 template <typename T>
-inline T dact(int64_t a, T y) {
+void times_derivative(int64_t a, T* g, const T* y, int64_t n) {
   switch (a) {
-    case SIGMOID: return y * (T(1) - y);
-    case TANH: return T(1) - y * y;
-    case IDENTITY: return T(1);
-    case RELU: return y > T(0) ? T(1) : T(0);
-    case HARD_SIGMOID: return (y > T(0) && y < T(1)) ? T(1) / T(6) : T(0);
-    case SOFTSIGN: { T m = T(1) - std::abs(y); return m * m; }
-    case ELU: return y > T(0) ? T(1) : y + T(1);
-    case SOFTPLUS: return -std::expm1(-y);
-    default: return T(1);
+    case SIGMOID:
+      for (int64_t j = 0; j < n; ++j) g[j] *= y[j] * (T(1) - y[j]);
+      return;
+    case TANH:
+      for (int64_t j = 0; j < n; ++j) g[j] *= T(1) - y[j] * y[j];
+      return;
+    case IDENTITY:
+      return;
+    case RELU:
+      for (int64_t j = 0; j < n; ++j) g[j] = y[j] > T(0) ? g[j] : T(0);
+      return;
+    case HARD_SIGMOID:
+      for (int64_t j = 0; j < n; ++j) g[j] = (y[j] > T(0) && y[j] < T(1)) ? g[j] / T(6) : T(0);
+      return;
+    case SOFTSIGN:
+      for (int64_t j = 0; j < n; ++j) { T m = T(1) - std::abs(y[j]); g[j] *= m * m; }
+      return;
+    case ELU:
+      for (int64_t j = 0; j < n; ++j) g[j] *= y[j] > T(0) ? T(1) : y[j] + T(1);
+      return;
+    case SOFTPLUS:
+      for (int64_t j = 0; j < n; ++j) g[j] *= -std::expm1(-y[j]);
+      return;
+    default:
+      return;
   }
 }
 
-struct Cfg {
-  int64_t H, P;
-  int64_t off[4];   // block offsets (in units of H) of i, f, g, o in xp; -1 when absent
-  int64_t roff[4];  // block offsets in the recurrent term; -1 when the block receives none
-  int64_t G, R;
-  bool coupled, peep, ln, proj, fgr, full_peephole;
-  int64_t act_g, act_c, act_h;
-  double eps;
-
-  explicit Cfg(at::IntArrayRef c) {
-    TORCH_CHECK(c.size() == 19, "carousel lstm engine: expected 19 config values, got ", c.size());
-    H = c[0]; P = c[1];
-    for (int k = 0; k < 4; ++k) { off[k] = c[2 + k]; roff[k] = c[6 + k]; }
-    coupled = c[10]; peep = c[11]; ln = c[12]; proj = c[13]; fgr = c[14]; full_peephole = c[15];
-    act_g = c[16]; act_c = c[17]; act_h = c[18];
-    eps = 1e-5;
-    G = 0; R = 0;
-    for (int k = 0; k < 4; ++k) { if (off[k] >= 0) G += H; if (roff[k] >= 0) R += H; }
-  }
-};
-
-inline bool defined(const at::Tensor& t) { return t.defined() && t.numel() > 0; }
-
+// Normalise n values: out = (x - mean) * rstd; returns rstd.
 template <typename T>
-inline const T* ptr_or_null(const at::Tensor& t) { return defined(t) ? t.data_ptr<T>() : nullptr; }
-
-// Row-wise layer normalisation statistics of n values: writes normalised values, returns rstd.
-template <typename T>
-inline T normalise(const T* x, T* out, int64_t n, double eps) {
+T normalise(const T* x, T* out, int64_t n, double eps) {
   double mean = 0;
   for (int64_t j = 0; j < n; ++j) mean += x[j];
   mean /= n;
@@ -95,193 +137,230 @@ inline T normalise(const T* x, T* out, int64_t n, double eps) {
   return rstd;
 }
 
-// Given dn = dL/d(normalised), the normalised values n and rstd: dL/dx into dx.
+// dx from dn = dL/d(normalised values n).
 template <typename T>
-inline void normalise_backward(const T* dn, const T* n, T rstd, T* dx, int64_t len) {
+void normalise_backward(const T* dn, const T* n, T rstd, T* dx, int64_t len) {
   double m1 = 0, m2 = 0;
   for (int64_t j = 0; j < len; ++j) { m1 += dn[j]; m2 += double(dn[j]) * n[j]; }
-  m1 /= len; m2 /= len;
+  m1 /= len;
+  m2 /= len;
   for (int64_t j = 0; j < len; ++j) dx[j] = T(rstd * (dn[j] - m1 - n[j] * m2));
 }
 
+struct Cfg {
+  int64_t H, P, F, G, R;
+  int64_t off[4];   // block offsets (units of H) of i, f, g, o in xp; -1 when absent
+  int64_t roff[4];  // block offsets in the recurrent term; -1 when the block receives none
+  bool coupled, peep, ln, proj, fgr, full_peephole;
+  int64_t act_g, act_c, act_h;
+  double eps = 1e-5;
+
+  explicit Cfg(const std::vector<int64_t>& c) {
+    TORCH_CHECK(c.size() == 19, "carousel lstm engine: expected 19 config values, got ", c.size());
+    H = c[0];
+    P = c[1];
+    for (int k = 0; k < 4; ++k) { off[k] = c[2 + k]; roff[k] = c[6 + k]; }
+    coupled = c[10]; peep = c[11]; ln = c[12]; proj = c[13]; fgr = c[14]; full_peephole = c[15];
+    act_g = c[16]; act_c = c[17]; act_h = c[18];
+    G = R = 0;
+    for (int k = 0; k < 4; ++k) { G += off[k] >= 0 ? H : 0; R += roff[k] >= 0 ? H : 0; }
+    F = full_peephole ? H : P;
+  }
+};
+
+inline bool given(const at::Tensor& t) { return t.defined() && t.numel() > 0; }
+
+template <typename T>
+inline const T* cptr(const at::Tensor& t) { return given(t) ? t.data_ptr<T>() : nullptr; }
+
+template <typename T>
+inline T* mptr(at::Tensor& t) { return t.numel() > 0 ? t.data_ptr<T>() : nullptr; }
+
 // ---------------------------------------------------------------------------------- forward
 template <typename T>
-std::vector<at::Tensor> forward_impl(
-    const Cfg& cfg, const at::Tensor& xp, const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& a0,
-    const at::Tensor& w_rec, const at::Tensor& w_ci, const at::Tensor& w_cf, const at::Tensor& w_co,
-    const at::Tensor& ln_hh_w, const at::Tensor& ln_c_w, const at::Tensor& ln_c_b, const at::Tensor& w_hr,
-    const at::Tensor& w_gr, const at::Tensor& lengths, const at::Tensor& drop, const at::Tensor& zmask_h,
-    const at::Tensor& zmask_c, const at::Tensor& zmask_a, double zh, double zc, double za) {
-  const int64_t Tn = xp.size(0), B = xp.size(1), H = cfg.H, P = cfg.P, G = cfg.G, R = cfg.R;
-  const int64_t F = cfg.full_peephole ? H : P;  // width of the fed-back state
+std::vector<at::Tensor> forward_impl(const Cfg& cfg, const at::Tensor& xp, const at::Tensor& h0, const at::Tensor& c0,
+                                     const at::Tensor& a0, const at::Tensor& w_rec, const at::Tensor& w_ci,
+                                     const at::Tensor& w_cf, const at::Tensor& w_co, const at::Tensor& ln_hh_w,
+                                     const at::Tensor& ln_c_w, const at::Tensor& ln_c_b, const at::Tensor& w_hr,
+                                     const at::Tensor& w_gr, const at::Tensor& lengths, const at::Tensor& drop,
+                                     const at::Tensor& zmask_h, const at::Tensor& zmask_c, const at::Tensor& zmask_a,
+                                     double zh, double zc, double za) {
+  const int64_t Tn = xp.size(0), B = xp.size(1), H = cfg.H, P = cfg.P, F = cfg.F, G = cfg.G, R = cfg.R;
+  const int64_t A3 = 3 * H;
   auto opts = xp.options();
+  auto none = at::empty({0}, opts);
   auto y = at::empty({Tn, B, P}, opts);
-  auto gates = at::empty({Tn, B, G}, opts);       // activations of the present blocks
-  auto cs = at::empty({Tn, B, H}, opts);          // c_t (pre-mask) for every step
-  auto sh = at::empty({Tn, B, H}, opts);          // sigma_h(LN(c_t))
-  auto fed = at::empty({Tn, B, F}, opts);         // state fed to the recurrent product (after dropout)
-  auto hh = cfg.proj ? at::empty({Tn, B, H}, opts) : at::empty({0}, opts);
-  auto rhat = cfg.ln ? at::empty({Tn, B, R}, opts) : at::empty({0}, opts);
-  auto rrstd = cfg.ln ? at::empty({Tn, B}, opts) : at::empty({0}, opts);
-  auto chat = cfg.ln ? at::empty({Tn, B, H}, opts) : at::empty({0}, opts);
-  auto crstd = cfg.ln ? at::empty({Tn, B}, opts) : at::empty({0}, opts);
-  auto aprev = cfg.fgr ? at::empty({Tn, B, 3 * H}, opts) : at::empty({0}, opts);
-  auto cseq = at::empty({Tn, B, H}, opts);
-  auto cprev = at::empty({Tn, B, H}, opts);       // c_{t-1} as step t saw it
+  auto gates = at::empty({Tn, B, G}, opts);  // activations of the present blocks
+  auto cs = at::empty({Tn, B, H}, opts);     // c'_t, the step's new cell state (before zoneout)
+  auto sh = at::empty({Tn, B, H}, opts);     // sigma_h(LN(c'_t))
+  auto fed = at::empty({Tn, B, F}, opts);    // the state fed to the recurrent product, after dropout
+  auto cprev = at::empty({Tn, B, H}, opts);  // c_{t-1} as step t saw it
+  auto cseq = at::empty({Tn, B, H}, opts);   // c_t after zoneout, zero on padded steps
+  auto hh = cfg.proj ? at::empty({Tn, B, H}, opts) : none;
+  auto rhat = cfg.ln ? at::empty({Tn, B, R}, opts) : none;
+  auto rrstd = cfg.ln ? at::empty({Tn, B}, opts) : none;
+  auto chat = cfg.ln ? at::empty({Tn, B, H}, opts) : none;
+  auto crstd = cfg.ln ? at::empty({Tn, B}, opts) : none;
+  auto aprev = cfg.fgr ? at::empty({Tn, B, A3}, opts) : none;
   auto h = h0.clone(), c = c0.clone();
-  auto a = cfg.fgr ? a0.clone() : at::empty({0}, opts);
-  auto r = at::empty({B, R}, opts);
-  auto gr = cfg.fgr ? at::empty({B, 3 * H}, opts) : at::empty({0}, opts);
-  auto hnew_hh = at::empty({B, H}, opts);
-  auto hnew = cfg.proj ? at::empty({B, P}, opts) : hnew_hh;
-  auto cnew = at::empty({B, H}, opts);
-  auto anew = cfg.fgr ? at::empty({B, 3 * H}, opts) : at::empty({0}, opts);
-  auto w_rec_t = w_rec.t();
-  auto w_hr_t = cfg.proj ? w_hr.t() : at::Tensor();
-  auto w_gr_t = cfg.fgr ? w_gr.t() : at::Tensor();
+  auto a = cfg.fgr ? a0.clone() : none;
 
   const T* XP = xp.data_ptr<T>();
-  const T* WCI = ptr_or_null<T>(w_ci);
-  const T* WCF = ptr_or_null<T>(w_cf);
-  const T* WCO = ptr_or_null<T>(w_co);
-  const T* LNHW = ptr_or_null<T>(ln_hh_w);
-  const T* LNCW = ptr_or_null<T>(ln_c_w);
-  const T* LNCB = ptr_or_null<T>(ln_c_b);
-  const int64_t* LEN = defined(lengths) ? lengths.data_ptr<int64_t>() : nullptr;
-  const T* DROP = ptr_or_null<T>(drop);
-  const T* ZH = ptr_or_null<T>(zmask_h);
-  const T* ZC = ptr_or_null<T>(zmask_c);
-  const T* ZA = ptr_or_null<T>(zmask_a);
-  const bool zoneout = ZH || ZC || ZA || zh > 0 || zc > 0 || za > 0;
+  const T* WREC = w_rec.data_ptr<T>();
+  const T* WHR = cptr<T>(w_hr);
+  const T* WGR = cptr<T>(w_gr);
+  const T* WCI = cptr<T>(w_ci);
+  const T* WCF = cptr<T>(w_cf);
+  const T* WCO = cptr<T>(w_co);
+  const T* LNHW = cptr<T>(ln_hh_w);
+  const T* LNCW = cptr<T>(ln_c_w);
+  const T* LNCB = cptr<T>(ln_c_b);
+  const int64_t* LEN = given(lengths) ? lengths.data_ptr<int64_t>() : nullptr;
+  const T* DROP = cptr<T>(drop);
+  const T* ZM[3] = {cptr<T>(zmask_h), cptr<T>(zmask_c), cptr<T>(zmask_a)};
+  const T ZR[3] = {T(zh), T(zc), T(za)};
+  const bool zoneout = ZM[0] || ZM[1] || ZM[2] || zh > 0 || zc > 0 || za > 0;
+  T* Y = y.data_ptr<T>();
+  T* GA = gates.data_ptr<T>();
+  T* CS = cs.data_ptr<T>();
+  T* SH = sh.data_ptr<T>();
+  T* FED = fed.data_ptr<T>();
+  T* CPV = cprev.data_ptr<T>();
+  T* CQ = cseq.data_ptr<T>();
+  T* HH = mptr<T>(hh);
+  T* RHAT = mptr<T>(rhat);
+  T* RRSTD = mptr<T>(rrstd);
+  T* CHAT = mptr<T>(chat);
+  T* CRSTD = mptr<T>(crstd);
+  T* APV = mptr<T>(aprev);
+  T* HS = h.data_ptr<T>();
+  T* CSt = c.data_ptr<T>();
+  T* AS = mptr<T>(a);
   const int64_t oi = cfg.off[0], of = cfg.off[1], og = cfg.off[2], oo = cfg.off[3];
-  const int64_t ri = cfg.roff[0], rf = cfg.roff[1], rg = cfg.roff[2], ro = cfg.roff[3];
-  std::vector<T> rbuf(cfg.ln ? R : 0), cbuf(cfg.ln ? H : 0);
+
+  std::vector<T> r(B * R), gr(cfg.fgr ? B * A3 : 0), hnew(cfg.proj ? B * P : 0), an(cfg.fgr ? A3 : 0);
+  std::vector<T> hpre(cfg.proj ? 0 : B * H);
 
   for (int64_t t = 0; t < Tn; ++t) {
-    cprev[t].copy_(c);
-    // fed state (dropout mask shared by all steps)
-    T* FED = fed[t].data_ptr<T>();
-    const T* SRC = cfg.full_peephole ? c.data_ptr<T>() : h.data_ptr<T>();
-    for (int64_t k = 0; k < B * F; ++k) FED[k] = DROP ? SRC[k] * DROP[k] : SRC[k];
-    at::mm_out(r, fed[t], w_rec_t);
+    const int64_t tb = t * B;
+    T* fedt = FED + tb * F;
+    const T* src = cfg.full_peephole ? CSt : HS;
+    if (DROP) {
+      for (int64_t k = 0; k < B * F; ++k) fedt[k] = src[k] * DROP[k];
+    } else {
+      std::memcpy(fedt, src, sizeof(T) * B * F);
+    }
+    std::memcpy(CPV + tb * H, CSt, sizeof(T) * B * H);
+    gemm<T>(fedt, WREC, r.data(), B, F, R, true, T(0));
     if (cfg.fgr) {
-      aprev[t].copy_(a);
-      at::mm_out(gr, a, w_gr_t);
+      std::memcpy(APV + tb * A3, AS, sizeof(T) * B * A3);
+      gemm<T>(AS, WGR, gr.data(), B, A3, A3, true, T(0));
     }
-    T* RR = r.data_ptr<T>();
-    const T* GR = cfg.fgr ? gr.data_ptr<T>() : nullptr;
-    const T* CP = c.data_ptr<T>();
-    T* GA = gates[t].data_ptr<T>();
-    T* CS = cs[t].data_ptr<T>();
-    T* SH = sh[t].data_ptr<T>();
-    T* HH = hnew_hh.data_ptr<T>();
-    T* AN = cfg.fgr ? anew.data_ptr<T>() : nullptr;
+    T* hh_t = cfg.proj ? HH + tb * H : hpre.data();
     for (int64_t b = 0; b < B; ++b) {
-      T* rb = RR + b * R;
+      const int64_t row = tb + b;
+      T* rb = r.data() + b * R;
       if (cfg.ln) {
-        T* RH = rhat[t].data_ptr<T>() + b * R;
-        rrstd[t].data_ptr<T>()[b] = normalise<T>(rb, RH, R, cfg.eps);
-        for (int64_t j = 0; j < R; ++j) rb[j] = RH[j] * LNHW[j];
+        T* rh = RHAT + row * R;
+        RRSTD[row] = normalise<T>(rb, rh, R, cfg.eps);
+        for (int64_t j = 0; j < R; ++j) rb[j] = rh[j] * LNHW[j];
       }
-      const T* xb = XP + (t * B + b) * G;
-      const T* cp = CP + b * H;
-      const T* grb = GR ? GR + b * 3 * H : nullptr;
-      T* gb = GA + b * G;
-      T* cb = CS + b * H;
-      for (int64_t j = 0; j < H; ++j) {
-        T i = T(1), f = T(1), g, o = T(1);
-        if (oi >= 0) {
-          T z = xb[oi * H + j] + (ri >= 0 ? rb[ri * H + j] : T(0));
-          if (grb) z += grb[j];
-          if (WCI) z += WCI[j] * cp[j];
-          i = act<T>(cfg.act_g, z);
-          gb[oi * H + j] = i;
+      const T* xb = XP + row * G;
+      const T* cp = CPV + row * H;
+      T* z = GA + row * G;  // pre-activations, then activations in place
+      for (int k = 0; k < 4; ++k) {
+        const int64_t o = cfg.off[k];
+        if (o < 0) continue;
+        T* zk = z + o * H;
+        const T* xk = xb + o * H;
+        const int64_t ro = cfg.roff[k];
+        if (ro >= 0) {
+          const T* rk = rb + ro * H;
+          for (int64_t j = 0; j < H; ++j) zk[j] = xk[j] + rk[j];
+        } else {
+          std::memcpy(zk, xk, sizeof(T) * H);
         }
-        if (of >= 0) {
-          T z = xb[of * H + j] + (rf >= 0 ? rb[rf * H + j] : T(0));
-          if (grb) z += grb[H + j];
-          if (WCF) z += WCF[j] * cp[j];
-          f = act<T>(cfg.act_g, z);
-          gb[of * H + j] = f;
-        } else if (cfg.coupled) {
-          f = T(1) - i;
-        }
-        {
-          T z = xb[og * H + j] + (rg >= 0 ? rb[rg * H + j] : T(0));
-          g = act<T>(cfg.act_c, z);
-          gb[og * H + j] = g;
-        }
-        T cn = f * cp[j] + i * g;
-        cb[j] = cn;
-        if (oo >= 0) {
-          T z = xb[oo * H + j] + (ro >= 0 ? rb[ro * H + j] : T(0));
-          if (grb) z += grb[2 * H + j];
-          if (WCO) z += WCO[j] * cn;
-          o = act<T>(cfg.act_g, z);
-          gb[oo * H + j] = o;
-        }
-        if (AN) {
-          AN[b * 3 * H + j] = i;
-          AN[b * 3 * H + H + j] = f;
-          AN[b * 3 * H + 2 * H + j] = o;
+        if (cfg.fgr && k != 2) {
+          const T* gk = gr.data() + b * A3 + (k == 3 ? 2 : k) * H;
+          for (int64_t j = 0; j < H; ++j) zk[j] += gk[j];
         }
       }
-      const T* cin = cb;
+      if (WCI) { T* zi = z + oi * H; for (int64_t j = 0; j < H; ++j) zi[j] += WCI[j] * cp[j]; }
+      if (WCF) { T* zf = z + of * H; for (int64_t j = 0; j < H; ++j) zf[j] += WCF[j] * cp[j]; }
+      if (oi >= 0) activate<T>(cfg.act_g, z + oi * H, H);
+      if (of >= 0) activate<T>(cfg.act_g, z + of * H, H);
+      activate<T>(cfg.act_c, z + og * H, H);
+      const T* gi = oi >= 0 ? z + oi * H : nullptr;
+      const T* gf = of >= 0 ? z + of * H : nullptr;
+      const T* gg = z + og * H;
+      T* cb = CS + row * H;
+      if (gf && gi) for (int64_t j = 0; j < H; ++j) cb[j] = gf[j] * cp[j] + gi[j] * gg[j];
+      else if (gf) for (int64_t j = 0; j < H; ++j) cb[j] = gf[j] * cp[j] + gg[j];
+      else if (cfg.coupled) for (int64_t j = 0; j < H; ++j) cb[j] = (T(1) - gi[j]) * cp[j] + gi[j] * gg[j];
+      else if (gi) for (int64_t j = 0; j < H; ++j) cb[j] = cp[j] + gi[j] * gg[j];
+      else for (int64_t j = 0; j < H; ++j) cb[j] = cp[j] + gg[j];
+      if (oo >= 0) {
+        T* zo = z + oo * H;
+        if (WCO) for (int64_t j = 0; j < H; ++j) zo[j] += WCO[j] * cb[j];
+        activate<T>(cfg.act_g, zo, H);
+      }
+      T* sb = SH + row * H;
       if (cfg.ln) {
-        T* CH = chat[t].data_ptr<T>() + b * H;
-        crstd[t].data_ptr<T>()[b] = normalise<T>(cb, CH, H, cfg.eps);
-        for (int64_t j = 0; j < H; ++j) cbuf[j] = CH[j] * LNCW[j] + LNCB[j];
-        cin = cbuf.data();
+        T* ch = CHAT + row * H;
+        CRSTD[row] = normalise<T>(cb, ch, H, cfg.eps);
+        for (int64_t j = 0; j < H; ++j) sb[j] = ch[j] * LNCW[j] + LNCB[j];
+      } else {
+        std::memcpy(sb, cb, sizeof(T) * H);
       }
-      T* sb = SH + b * H;
-      T* hb = HH + b * H;
-      for (int64_t j = 0; j < H; ++j) {
-        T s = act<T>(cfg.act_h, cin[j]);
-        sb[j] = s;
-        T o = oo >= 0 ? gb[oo * H + j] : T(1);
-        hb[j] = o * s;
-      }
+      activate<T>(cfg.act_h, sb, H);
+      T* hb = hh_t + b * H;
+      if (oo >= 0) { const T* go = z + oo * H; for (int64_t j = 0; j < H; ++j) hb[j] = go[j] * sb[j]; }
+      else std::memcpy(hb, sb, sizeof(T) * H);
     }
+    const T* HN = hh_t;
     if (cfg.proj) {
-      hh[t].copy_(hnew_hh);
-      at::mm_out(hnew, hnew_hh, w_hr_t);
+      gemm<T>(hh_t, WHR, hnew.data(), B, H, P, true, T(0));
+      HN = hnew.data();
     }
     // zoneout, padding, outputs
-    T* HS = h.data_ptr<T>();
-    T* CSt = c.data_ptr<T>();
-    T* AS = cfg.fgr ? a.data_ptr<T>() : nullptr;
-    const T* HN = hnew.data_ptr<T>();
-    const T* CN = CS;
-    T* Y = y[t].data_ptr<T>();
-    T* CQ = cseq[t].data_ptr<T>();
+    T* yt = Y + tb * P;
+    T* cq = CQ + tb * H;
+    const T* cn = CS + tb * H;
     for (int64_t b = 0; b < B; ++b) {
-      const bool active = !LEN || t < LEN[b];
-      if (!active) {
-        for (int64_t j = 0; j < P; ++j) Y[b * P + j] = T(0);
-        for (int64_t j = 0; j < H; ++j) CQ[b * H + j] = T(0);
+      if (LEN && t >= LEN[b]) {
+        std::memset(yt + b * P, 0, sizeof(T) * P);
+        std::memset(cq + b * H, 0, sizeof(T) * H);
         continue;
       }
-      for (int64_t j = 0; j < P; ++j) {
-        const int64_t k = b * P + j;
-        T d = ZH ? ZH[t * B * P + k] : T(zh);
-        T v = zoneout ? d * HS[k] + (T(1) - d) * HN[k] : HN[k];
-        HS[k] = v;
-        Y[k] = v;
-      }
-      for (int64_t j = 0; j < H; ++j) {
-        const int64_t k = b * H + j;
-        T d = ZC ? ZC[t * B * H + k] : T(zc);
-        T v = zoneout ? d * CSt[k] + (T(1) - d) * CN[k] : CN[k];
-        CSt[k] = v;
-        CQ[k] = v;
-      }
-      if (AS) {
-        for (int64_t j = 0; j < 3 * H; ++j) {
-          const int64_t k = b * 3 * H + j;
-          T d = ZA ? ZA[t * B * 3 * H + k] : T(za);
-          AS[k] = zoneout ? d * AS[k] + (T(1) - d) * AN[k] : AN[k];
+      if (!zoneout) {
+        std::memcpy(HS + b * P, HN + b * P, sizeof(T) * P);
+        std::memcpy(CSt + b * H, cn + b * H, sizeof(T) * H);
+        if (AS) {
+          const T* gb = GA + (tb + b) * G;
+          for (int64_t j = 0; j < H; ++j) {
+            AS[b * A3 + j] = gb[j];
+            AS[b * A3 + H + j] = gb[H + j];
+            AS[b * A3 + 2 * H + j] = gb[3 * H + j];
+          }
+        }
+      } else {
+        auto mix = [&](int s, T* state, const T* fresh, int64_t width) {
+          const T* m = ZM[s] ? ZM[s] + (tb + b) * width : nullptr;
+          for (int64_t j = 0; j < width; ++j) {
+            const T d = m ? m[j] : ZR[s];
+            state[j] = d * state[j] + (T(1) - d) * fresh[j];
+          }
+        };
+        mix(0, HS + b * P, HN + b * P, P);
+        mix(1, CSt + b * H, cn + b * H, H);
+        if (AS) {
+          const T* gb = GA + (tb + b) * G;
+          for (int64_t j = 0; j < H; ++j) { an[j] = gb[j]; an[H + j] = gb[H + j]; an[2 * H + j] = gb[3 * H + j]; }
+          mix(2, AS + b * A3, an.data(), A3);
         }
       }
+      std::memcpy(yt + b * P, HS + b * P, sizeof(T) * P);
+      std::memcpy(cq + b * H, CSt + b * H, sizeof(T) * H);
     }
   }
   return {y, h, c, a, cseq, gates, cs, sh, fed, hh, rhat, rrstd, chat, crstd, aprev, cprev};
@@ -294,234 +373,224 @@ std::vector<at::Tensor> backward_impl(
     const at::Tensor& gcseq, const at::Tensor& w_rec, const at::Tensor& w_ci, const at::Tensor& w_cf,
     const at::Tensor& w_co, const at::Tensor& ln_hh_w, const at::Tensor& ln_c_w, const at::Tensor& w_hr,
     const at::Tensor& w_gr, const at::Tensor& lengths, const at::Tensor& drop, const at::Tensor& zmask_h,
-    const at::Tensor& zmask_c, const at::Tensor& zmask_a, double zh, double zc, double za,
-    const at::Tensor& gates, const at::Tensor& cs, const at::Tensor& sh, const at::Tensor& fed,
-    const at::Tensor& hh, const at::Tensor& rhat, const at::Tensor& rrstd, const at::Tensor& chat,
-    const at::Tensor& crstd, const at::Tensor& aprev, const at::Tensor& cprev) {
-  const int64_t Tn = gates.size(0), B = gates.size(1), H = cfg.H, P = cfg.P, G = cfg.G, R = cfg.R;
-  const int64_t F = cfg.full_peephole ? H : P;
+    const at::Tensor& zmask_c, const at::Tensor& zmask_a, double zh, double zc, double za, const at::Tensor& gates,
+    const at::Tensor& cs, const at::Tensor& sh, const at::Tensor& fed, const at::Tensor& hh, const at::Tensor& rhat,
+    const at::Tensor& rrstd, const at::Tensor& chat, const at::Tensor& crstd, const at::Tensor& aprev,
+    const at::Tensor& cprev) {
+  const int64_t Tn = gates.size(0), B = gates.size(1), H = cfg.H, P = cfg.P, F = cfg.F, G = cfg.G, R = cfg.R;
+  const int64_t A3 = 3 * H;
   auto opts = gates.options();
+  auto none = at::empty({0}, opts);
   auto gxp = at::empty({Tn, B, G}, opts);
-  // Gradient w.r.t. the recurrent product before its layer norm. It is gxp itself when every block
+  // Gradient w.r.t. the recurrent product before its layer norm; gxp itself when every block
   // receives the plain recurrent term.
   const bool du_is_gxp = !cfg.ln && R == G;
   auto du = du_is_gxp ? gxp : at::empty({Tn, B, R}, opts);
-  auto dhp = cfg.proj ? at::empty({Tn, B, P}, opts) : at::empty({0}, opts);
-  auto dzifo = cfg.fgr ? at::empty({Tn, B, 3 * H}, opts) : at::empty({0}, opts);
+  auto dhp = cfg.proj ? at::empty({Tn, B, P}, opts) : none;
+  auto dzifo = cfg.fgr ? at::empty({Tn, B, A3}, opts) : none;
   auto dh = ghT.clone(), dc = gcT.clone();
-  auto da = cfg.fgr ? gaT.clone() : at::empty({0}, opts);
-  auto dhnew = at::empty({B, P}, opts);
-  auto dhh = cfg.proj ? at::empty({B, H}, opts) : dhnew;
-  auto dfed = at::empty({B, F}, opts);
-  auto daprev = cfg.fgr ? at::empty({B, 3 * H}, opts) : at::empty({0}, opts);
-  std::vector<double> gci(H, 0), gcf(H, 0), gco(H, 0);
+  auto da = cfg.fgr ? gaT.clone() : none;
   std::vector<double> glnh(cfg.ln ? R : 0, 0), glncw(cfg.ln ? H : 0, 0), glncb(cfg.ln ? H : 0, 0);
-  const int64_t L = std::max(R, H);
-  std::vector<T> dcn(H), dnbuf(L), drbuf(L);
-  std::vector<T> dcnew(B * H), danew(cfg.fgr ? B * 3 * H : 0);
+  std::vector<T> dhnew(B * P), dhh(cfg.proj ? B * H : 0), dfed(B * F), daprev(cfg.fgr ? B * A3 : 0);
+  std::vector<T> dcnew(B * H), danew(cfg.fgr ? B * A3 : 0), dcn(H), tmp(H), dn(std::max(R, H)), dr(R);
   std::vector<char> active(B);
 
   const T* GY = gy.data_ptr<T>();
-  const T* GCQ = ptr_or_null<T>(gcseq);
-  const T* WCI = ptr_or_null<T>(w_ci);
-  const T* WCF = ptr_or_null<T>(w_cf);
-  const T* WCO = ptr_or_null<T>(w_co);
-  const T* LNHW = ptr_or_null<T>(ln_hh_w);
-  const T* LNCW = ptr_or_null<T>(ln_c_w);
-  const int64_t* LEN = defined(lengths) ? lengths.data_ptr<int64_t>() : nullptr;
-  const T* DROP = ptr_or_null<T>(drop);
-  const T* ZH = ptr_or_null<T>(zmask_h);
-  const T* ZC = ptr_or_null<T>(zmask_c);
-  const T* ZA = ptr_or_null<T>(zmask_a);
-  const bool zoneout = ZH || ZC || ZA || zh > 0 || zc > 0 || za > 0;
+  const T* GCQ = cptr<T>(gcseq);
+  const T* WREC = w_rec.data_ptr<T>();
+  const T* WHR = cptr<T>(w_hr);
+  const T* WGR = cptr<T>(w_gr);
+  const T* WCI = cptr<T>(w_ci);
+  const T* WCF = cptr<T>(w_cf);
+  const T* WCO = cptr<T>(w_co);
+  const T* LNHW = cptr<T>(ln_hh_w);
+  const T* LNCW = cptr<T>(ln_c_w);
+  const int64_t* LEN = given(lengths) ? lengths.data_ptr<int64_t>() : nullptr;
+  const T* DROP = cptr<T>(drop);
+  const T* ZM[3] = {cptr<T>(zmask_h), cptr<T>(zmask_c), cptr<T>(zmask_a)};
+  const T ZR[3] = {T(zh), T(zc), T(za)};
+  const bool zoneout = ZM[0] || ZM[1] || ZM[2] || zh > 0 || zc > 0 || za > 0;
+  const T* GA = gates.data_ptr<T>();
+  const T* CS = cs.data_ptr<T>();
+  const T* SH = sh.data_ptr<T>();
+  const T* CPV = cprev.data_ptr<T>();
+  const T* RHAT = cptr<T>(rhat);
+  const T* RRSTD = cptr<T>(rrstd);
+  const T* CHAT = cptr<T>(chat);
+  const T* CRSTD = cptr<T>(crstd);
+  T* GX = gxp.data_ptr<T>();
+  T* DU = du.data_ptr<T>();
+  T* DHP = mptr<T>(dhp);
+  T* DZ3 = mptr<T>(dzifo);
+  T* DH = dh.data_ptr<T>();
+  T* DC = dc.data_ptr<T>();
+  T* DA = mptr<T>(da);
   const int64_t oi = cfg.off[0], of = cfg.off[1], og = cfg.off[2], oo = cfg.off[3];
-  const int64_t roff[4] = {cfg.roff[0], cfg.roff[1], cfg.roff[2], cfg.roff[3]};
-  const int64_t off[4] = {oi, of, og, oo};
 
   for (int64_t t = Tn - 1; t >= 0; --t) {
-    T* DH = dh.data_ptr<T>();
-    T* DC = dc.data_ptr<T>();
-    T* DA = cfg.fgr ? da.data_ptr<T>() : nullptr;
-    T* DHN = dhnew.data_ptr<T>();
+    const int64_t tb = t * B;
     // (a) Split each state's gradient between the step's new value and the previous state
     // (zoneout); padded rows pass all of it to the previous state.
     for (int64_t b = 0; b < B; ++b) {
       active[b] = !LEN || t < LEN[b];
       if (!active[b]) {
-        for (int64_t j = 0; j < P; ++j) DHN[b * P + j] = T(0);
+        std::memset(dhnew.data() + b * P, 0, sizeof(T) * P);
         continue;
       }
-      for (int64_t j = 0; j < P; ++j) {
-        const int64_t k = b * P + j;
-        T g = DH[k] + GY[t * B * P + k];
-        T d = zoneout ? (ZH ? ZH[t * B * P + k] : T(zh)) : T(0);
-        DHN[k] = (T(1) - d) * g;
-        DH[k] = d * g;
-      }
-      for (int64_t j = 0; j < H; ++j) {
-        const int64_t k = b * H + j;
-        T g = DC[k] + (GCQ ? GCQ[t * B * H + k] : T(0));
-        T d = zoneout ? (ZC ? ZC[t * B * H + k] : T(zc)) : T(0);
-        dcnew[k] = (T(1) - d) * g;
-        DC[k] = d * g;
-      }
-      if (DA) {
-        for (int64_t j = 0; j < 3 * H; ++j) {
-          const int64_t k = b * 3 * H + j;
-          T g = DA[k];
-          T d = zoneout ? (ZA ? ZA[t * B * 3 * H + k] : T(za)) : T(0);
-          danew[k] = (T(1) - d) * g;
-          DA[k] = d * g;
+      auto split = [&](int s, T* carry, const T* extra, T* fresh, int64_t width) {
+        const T* m = ZM[s] ? ZM[s] + (tb + b) * width : nullptr;
+        for (int64_t j = 0; j < width; ++j) {
+          const T g = carry[j] + (extra ? extra[j] : T(0));
+          const T d = zoneout ? (m ? m[j] : ZR[s]) : T(0);
+          fresh[j] = (T(1) - d) * g;
+          carry[j] = d * g;
         }
-      }
+      };
+      split(0, DH + b * P, GY + (tb + b) * P, dhnew.data() + b * P, P);
+      split(1, DC + b * H, GCQ ? GCQ + (tb + b) * H : nullptr, dcnew.data() + b * H, H);
+      if (DA) split(2, DA + b * A3, nullptr, danew.data() + b * A3, A3);
     }
     // (b) Through the projection.
+    const T* DHH = dhnew.data();
     if (cfg.proj) {
-      dhp[t].copy_(dhnew);
-      at::mm_out(dhh, dhnew, w_hr);
+      std::memcpy(DHP + tb * P, dhnew.data(), sizeof(T) * B * P);
+      gemm<T>(dhnew.data(), WHR, dhh.data(), B, P, H, false, T(0));
+      DHH = dhh.data();
     }
-    // (c) The cell, elementwise.
-    const T* DHH = dhh.data_ptr<T>();
-    const T* GA = gates[t].data_ptr<T>();
-    const T* CS = cs[t].data_ptr<T>();
-    const T* SH = sh[t].data_ptr<T>();
-    const T* CP = cprev[t].data_ptr<T>();
-    T* GX = gxp[t].data_ptr<T>();
-    T* DU = du[t].data_ptr<T>();
-    T* DZ3 = cfg.fgr ? dzifo[t].data_ptr<T>() : nullptr;
+    // (c) The cell.
     for (int64_t b = 0; b < B; ++b) {
-      T* gx = GX + b * G;
+      const int64_t row = tb + b;
+      T* gx = GX + row * G;
       if (!active[b]) {
-        for (int64_t j = 0; j < G; ++j) gx[j] = T(0);
-        if (!du_is_gxp) for (int64_t j = 0; j < R; ++j) DU[b * R + j] = T(0);
-        if (DZ3) for (int64_t j = 0; j < 3 * H; ++j) DZ3[b * 3 * H + j] = T(0);
+        std::memset(gx, 0, sizeof(T) * G);
+        if (!du_is_gxp) std::memset(DU + row * R, 0, sizeof(T) * R);
+        if (DZ3) std::memset(DZ3 + row * A3, 0, sizeof(T) * A3);
         continue;
       }
-      const T* gb = GA + b * G;
-      const T* cb = CS + b * H;
-      const T* cp = CP + b * H;
-      const T* sb = SH + b * H;
+      const T* gb = GA + row * G;
+      const T* cb = CS + row * H;
+      const T* cp = CPV + row * H;
+      const T* sb = SH + row * H;
       const T* dhb = DHH + b * H;
-      const T* dan = DZ3 ? danew.data() + b * 3 * H : nullptr;
-      // h = o * sigma_h(LN(c_t))
-      for (int64_t j = 0; j < H; ++j) {
-        T o = oo >= 0 ? gb[oo * H + j] : T(1);
-        dcn[j] = dhb[j] * o * dact<T>(cfg.act_h, sb[j]);
-      }
+      const T* dan = DZ3 ? danew.data() + b * A3 : nullptr;
+      const T* go = oo >= 0 ? gb + oo * H : nullptr;
+      const T* gi = oi >= 0 ? gb + oi * H : nullptr;
+      const T* gf = of >= 0 ? gb + of * H : nullptr;
+      const T* gg = gb + og * H;
+      // h = o * sigma_h(LN(c'))
+      if (go) for (int64_t j = 0; j < H; ++j) dcn[j] = dhb[j] * go[j];
+      else std::memcpy(dcn.data(), dhb, sizeof(T) * H);
+      times_derivative<T>(cfg.act_h, dcn.data(), sb, H);
       if (cfg.ln) {
-        const T* CH = chat[t].data_ptr<T>() + b * H;
-        const T rstd = crstd[t].data_ptr<T>()[b];
+        const T* ch = CHAT + row * H;
         for (int64_t j = 0; j < H; ++j) {
-          glncw[j] += double(dcn[j]) * CH[j];
+          glncw[j] += double(dcn[j]) * ch[j];
           glncb[j] += dcn[j];
-          dnbuf[j] = dcn[j] * LNCW[j];
+          dn[j] = dcn[j] * LNCW[j];
         }
-        normalise_backward<T>(dnbuf.data(), CH, rstd, dcn.data(), H);
+        normalise_backward<T>(dn.data(), ch, CRSTD[row], dcn.data(), H);
       }
+      const T* dcf = dcnew.data() + b * H;
+      for (int64_t j = 0; j < H; ++j) dcn[j] += dcf[j];  // dL/dc'_t, before the output gate's peephole
+      if (go) {
+        T* gxo = gx + oo * H;
+        for (int64_t j = 0; j < H; ++j) gxo[j] = dhb[j] * sb[j] + (dan ? dan[2 * H + j] : T(0));
+        times_derivative<T>(cfg.act_g, gxo, go, H);
+        if (WCO) for (int64_t j = 0; j < H; ++j) dcn[j] += gxo[j] * WCO[j];
+      }
+      // c'_t = f c_{t-1} + i g
+      T* gxg = gx + og * H;
+      if (gi) for (int64_t j = 0; j < H; ++j) gxg[j] = dcn[j] * gi[j];
+      else std::memcpy(gxg, dcn.data(), sizeof(T) * H);
+      times_derivative<T>(cfg.act_c, gxg, gg, H);
       T* dcp = DC + b * H;
-      for (int64_t j = 0; j < H; ++j) {
-        T dct = dcn[j] + dcnew[b * H + j];
-        // output gate; its peephole sees c_t
-        T o = T(1), dzo = T(0);
-        if (oo >= 0) {
-          o = gb[oo * H + j];
-          T dout = dhb[j] * sb[j] + (dan ? dan[2 * H + j] : T(0));
-          dzo = dout * dact<T>(cfg.act_g, o);
-          gx[oo * H + j] = dzo;
-          if (WCO) { dct += dzo * WCO[j]; gco[j] += double(dzo) * cb[j]; }
-        }
-        // c_t = f c_{t-1} + i g
-        const T g = gb[og * H + j];
-        const T i = oi >= 0 ? gb[oi * H + j] : T(1);
-        T f = T(1);
-        if (of >= 0) f = gb[of * H + j];
-        else if (cfg.coupled) f = T(1) - i;
-        T di = dct * g + (dan ? dan[j] : T(0));
-        T df = dct * cp[j] + (dan ? dan[H + j] : T(0));
-        if (cfg.coupled) di -= df;
-        T dzg = dct * i * dact<T>(cfg.act_c, g);
-        gx[og * H + j] = dzg;
-        T dprev = dct * f;
-        T dzi = T(0), dzf = T(0);
-        if (oi >= 0) {
-          dzi = di * dact<T>(cfg.act_g, i);
-          gx[oi * H + j] = dzi;
-          if (WCI) { dprev += dzi * WCI[j]; gci[j] += double(dzi) * cp[j]; }
-        }
-        if (of >= 0) {
-          dzf = df * dact<T>(cfg.act_g, f);
-          gx[of * H + j] = dzf;
-          if (WCF) { dprev += dzf * WCF[j]; gcf[j] += double(dzf) * cp[j]; }
-        }
-        dcp[j] += dprev;
-        if (DZ3) {
-          DZ3[b * 3 * H + j] = dzi;
-          DZ3[b * 3 * H + H + j] = dzf;
-          DZ3[b * 3 * H + 2 * H + j] = dzo;
-        }
+      if (gf) for (int64_t j = 0; j < H; ++j) dcp[j] += dcn[j] * gf[j];
+      else if (cfg.coupled) for (int64_t j = 0; j < H; ++j) dcp[j] += dcn[j] * (T(1) - gi[j]);
+      else for (int64_t j = 0; j < H; ++j) dcp[j] += dcn[j];
+      if (gf) {
+        T* gxf = gx + of * H;
+        for (int64_t j = 0; j < H; ++j) gxf[j] = dcn[j] * cp[j] + (dan ? dan[H + j] : T(0));
+        times_derivative<T>(cfg.act_g, gxf, gf, H);
+        if (WCF) for (int64_t j = 0; j < H; ++j) dcp[j] += gxf[j] * WCF[j];
       }
-      // the recurrent term: gather its blocks, then through its layer norm
+      if (gi) {
+        T* gxi = gx + oi * H;
+        for (int64_t j = 0; j < H; ++j) gxi[j] = dcn[j] * gg[j] + (dan ? dan[j] : T(0));
+        if (cfg.coupled) for (int64_t j = 0; j < H; ++j) gxi[j] -= dcn[j] * cp[j];
+        times_derivative<T>(cfg.act_g, gxi, gi, H);
+        if (WCI) for (int64_t j = 0; j < H; ++j) dcp[j] += gxi[j] * WCI[j];
+      }
+      if (DZ3) {
+        T* d3 = DZ3 + row * A3;
+        std::memcpy(d3, gx, sizeof(T) * 2 * H);
+        std::memcpy(d3 + 2 * H, gx + 3 * H, sizeof(T) * H);
+      }
+      // the recurrent term: gather its blocks, then back through its layer norm
       if (!du_is_gxp) {
-        T* dub = DU + b * R;
         for (int k = 0; k < 4; ++k) {
-          if (roff[k] < 0) continue;
-          for (int64_t j = 0; j < H; ++j) drbuf[roff[k] * H + j] = gx[off[k] * H + j];
+          if (cfg.roff[k] < 0) continue;
+          std::memcpy(dr.data() + cfg.roff[k] * H, gx + cfg.off[k] * H, sizeof(T) * H);
         }
+        T* dub = DU + row * R;
         if (cfg.ln) {
-          const T* RH = rhat[t].data_ptr<T>() + b * R;
-          const T rstd = rrstd[t].data_ptr<T>()[b];
+          const T* rh = RHAT + row * R;
           for (int64_t j = 0; j < R; ++j) {
-            glnh[j] += double(drbuf[j]) * RH[j];
-            dnbuf[j] = drbuf[j] * LNHW[j];
+            glnh[j] += double(dr[j]) * rh[j];
+            dn[j] = dr[j] * LNHW[j];
           }
-          normalise_backward<T>(dnbuf.data(), RH, rstd, dub, R);
+          normalise_backward<T>(dn.data(), rh, RRSTD[row], dub, R);
         } else {
-          for (int64_t j = 0; j < R; ++j) dub[j] = drbuf[j];
+          std::memcpy(dub, dr.data(), sizeof(T) * R);
         }
       }
     }
     // (d) Into the fed-back state.
-    at::mm_out(dfed, du[t], w_rec);
-    const T* DF = dfed.data_ptr<T>();
+    gemm<T>(DU + tb * R, WREC, dfed.data(), B, R, F, false, T(0));
     if (cfg.full_peephole) {
-      for (int64_t k = 0; k < B * H; ++k) DC[k] += DF[k];
+      for (int64_t k = 0; k < B * H; ++k) DC[k] += dfed[k];
+    } else if (DROP) {
+      for (int64_t k = 0; k < B * P; ++k) DH[k] += dfed[k] * DROP[k];
     } else {
-      for (int64_t k = 0; k < B * P; ++k) DH[k] += DROP ? DF[k] * DROP[k] : DF[k];
+      for (int64_t k = 0; k < B * P; ++k) DH[k] += dfed[k];
     }
     // (e) Full gate recurrence.
     if (cfg.fgr) {
-      at::mm_out(daprev, dzifo[t], w_gr);
-      const T* DP = daprev.data_ptr<T>();
-      for (int64_t k = 0; k < B * 3 * H; ++k) DA[k] += DP[k];
+      gemm<T>(DZ3 + tb * A3, WGR, daprev.data(), B, A3, A3, false, T(0));
+      for (int64_t k = 0; k < B * A3; ++k) DA[k] += daprev[k];
     }
   }
 
-  auto gw_rec = at::mm(du.reshape({Tn * B, R}).t(), fed.reshape({Tn * B, F}));
-  auto gw_hr = cfg.proj ? at::mm(dhp.reshape({Tn * B, P}).t(), hh.reshape({Tn * B, H})) : at::empty({0}, opts);
-  auto gw_gr = cfg.fgr ? at::mm(dzifo.reshape({Tn * B, 3 * H}).t(), aprev.reshape({Tn * B, 3 * H}))
-                       : at::empty({0}, opts);
-  auto to_tensor = [&](const std::vector<double>& v, bool want) {
-    if (!want) return at::empty({0}, opts);
+  const int64_t N = Tn * B;
+  auto gw_rec = at::mm(du.reshape({N, R}).t(), fed.reshape({N, F}));
+  auto gw_hr = cfg.proj ? at::mm(dhp.reshape({N, P}).t(), hh.reshape({N, H})) : none;
+  auto gw_gr = cfg.fgr ? at::mm(dzifo.reshape({N, A3}).t(), aprev.reshape({N, A3})) : none;
+  auto block_sum = [&](int64_t off, const at::Tensor& by) {
+    return (gxp.narrow(2, off * H, H) * by).sum({0, 1});
+  };
+  auto gci = given(w_ci) ? block_sum(oi, cprev) : none;
+  auto gcf = given(w_cf) ? block_sum(of, cprev) : none;
+  auto gco = given(w_co) ? block_sum(oo, cs) : none;
+  auto to_tensor = [&](const std::vector<double>& v) {
+    if (v.empty()) return none;
     auto out = at::empty({(int64_t)v.size()}, opts);
     T* o = out.data_ptr<T>();
     for (size_t k = 0; k < v.size(); ++k) o[k] = T(v[k]);
     return out;
   };
-  return {gxp, dh, dc, da, gw_rec,
-          to_tensor(gci, WCI != nullptr), to_tensor(gcf, WCF != nullptr), to_tensor(gco, WCO != nullptr),
-          to_tensor(glnh, cfg.ln), to_tensor(glncw, cfg.ln), to_tensor(glncb, cfg.ln), gw_hr, gw_gr};
+  return {gxp, dh, dc, da, gw_rec, gci, gcf, gco, to_tensor(glnh), to_tensor(glncw), to_tensor(glncb), gw_hr, gw_gr};
 }
 
 // ---------------------------------------------------------------------------------- operators
-std::vector<at::Tensor> lstm_forward(
-    const at::Tensor& xp, const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& a0, const at::Tensor& w_rec,
-    const at::Tensor& w_ci, const at::Tensor& w_cf, const at::Tensor& w_co, const at::Tensor& ln_hh_w,
-    const at::Tensor& ln_c_w, const at::Tensor& ln_c_b, const at::Tensor& w_hr, const at::Tensor& w_gr,
-    const at::Tensor& lengths, const at::Tensor& drop, const at::Tensor& zmask_h, const at::Tensor& zmask_c,
-    const at::Tensor& zmask_a, double zh, double zc, double za, std::vector<int64_t> config) {
+std::vector<at::Tensor> lstm_forward(const at::Tensor& xp, const at::Tensor& h0, const at::Tensor& c0,
+                                     const at::Tensor& a0, const at::Tensor& w_rec, const at::Tensor& w_ci,
+                                     const at::Tensor& w_cf, const at::Tensor& w_co, const at::Tensor& ln_hh_w,
+                                     const at::Tensor& ln_c_w, const at::Tensor& ln_c_b, const at::Tensor& w_hr,
+                                     const at::Tensor& w_gr, const at::Tensor& lengths, const at::Tensor& drop,
+                                     const at::Tensor& zmask_h, const at::Tensor& zmask_c, const at::Tensor& zmask_a,
+                                     double zh, double zc, double za, std::vector<int64_t> config) {
   Cfg cfg(config);
   TORCH_CHECK(xp.device().is_cpu(), "carousel lstm engine: expected CPU tensors, got ", xp.device());
-  TORCH_CHECK(xp.dim() == 3 && xp.size(2) == cfg.G, "carousel lstm engine: xp has the wrong shape");
+  TORCH_CHECK(xp.dim() == 3 && xp.size(2) == cfg.G && xp.is_contiguous(), "carousel lstm engine: bad xp");
   std::vector<at::Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "carousel_lstm_forward", [&] {
     out = forward_impl<scalar_t>(cfg, xp, h0, c0, a0, w_rec, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_b, w_hr, w_gr,
@@ -535,10 +604,10 @@ std::vector<at::Tensor> lstm_backward(
     const at::Tensor& gcseq, const at::Tensor& w_rec, const at::Tensor& w_ci, const at::Tensor& w_cf,
     const at::Tensor& w_co, const at::Tensor& ln_hh_w, const at::Tensor& ln_c_w, const at::Tensor& w_hr,
     const at::Tensor& w_gr, const at::Tensor& lengths, const at::Tensor& drop, const at::Tensor& zmask_h,
-    const at::Tensor& zmask_c, const at::Tensor& zmask_a, double zh, double zc, double za,
-    const at::Tensor& gates, const at::Tensor& cs, const at::Tensor& sh, const at::Tensor& fed,
-    const at::Tensor& hh, const at::Tensor& rhat, const at::Tensor& rrstd, const at::Tensor& chat,
-    const at::Tensor& crstd, const at::Tensor& aprev, const at::Tensor& cprev, std::vector<int64_t> config) {
+    const at::Tensor& zmask_c, const at::Tensor& zmask_a, double zh, double zc, double za, const at::Tensor& gates,
+    const at::Tensor& cs, const at::Tensor& sh, const at::Tensor& fed, const at::Tensor& hh, const at::Tensor& rhat,
+    const at::Tensor& rrstd, const at::Tensor& chat, const at::Tensor& crstd, const at::Tensor& aprev,
+    const at::Tensor& cprev, std::vector<int64_t> config) {
   Cfg cfg(config);
   std::vector<at::Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "carousel_lstm_backward", [&] {

@@ -42,6 +42,14 @@ ACTIVATION_CODES = {
 }
 
 
+def _vector_flags() -> list[str]:
+    """Compile the elementwise work with AVX2 where the CPU has it (ATen's vector math, SLEEF
+    from libtorch); otherwise with ATen's portable vector type."""
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+        return ["-mavx2", "-mfma", "-mf16c", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]
+    return ["-DCPU_CAPABILITY=DEFAULT"]
+
+
 def _build() -> str | None:
     if os.environ.get("CAROUSEL_ENGINE", "1") == "0":
         return "the environment sets CAROUSEL_ENGINE=0"
@@ -52,13 +60,14 @@ def _build() -> str | None:
     except RuntimeError:
         return "the ninja package is not installed (pip install ninja)"
     source = _SOURCE.read_text(encoding="utf-8")
-    digest = hashlib.sha256(source.encode()).hexdigest()[:12]
+    flags = ["-O3", *_vector_flags()]
+    digest = hashlib.sha256((source + " ".join(flags)).encode()).hexdigest()[:12]
     try:
         cpp_extension.load_inline(
             name=f"carousel_engine_{digest}",
             cpp_sources=[source],
             is_python_module=False,
-            extra_cflags=["-O3"],
+            extra_cflags=flags,
             verbose=False,
         )
     except (RuntimeError, OSError, ImportError, subprocess.CalledProcessError) as err:
