@@ -298,12 +298,17 @@ class LSTM(Cell):
     # ------------------------------------------------------------------ math
     def project(self, params: Params, x: Tensor) -> Tensor:
         """``W x_t (+ b_ih + b_hh)`` for every step at once; LN-LSTM normalises ``W x_t`` first."""
-        xp = torch.matmul(x, params["weight_ih"].t())
-        if self.layer_norm:
-            xp = F.layer_norm(xp, xp.shape[-1:], params["ln_ih_weight"])
-        if self.bias:
-            xp = xp + (params["bias_ih"] + params["bias_hh"])
-        return xp
+        w = params["weight_ih"].t()
+        x2 = x.reshape(-1, x.shape[-1])
+        if self.bias and not self.layer_norm:  # one pass: bias + x W^T
+            xp = torch.addmm(params["bias_ih"] + params["bias_hh"], x2, w)
+        else:
+            xp = torch.mm(x2, w)
+            if self.layer_norm:
+                xp = F.layer_norm(xp, xp.shape[-1:], params["ln_ih_weight"])
+            if self.bias:
+                xp = xp + (params["bias_ih"] + params["bias_hh"])
+        return xp.view(*x.shape[:-1], xp.shape[-1])
 
     def step(self, params: Params, x_t: Tensor, state: State) -> tuple[Tensor, State]:
         h, c = state[0], state[1]

@@ -184,24 +184,27 @@ std::vector<at::Tensor> forward_impl(const Cfg& cfg, const at::Tensor& xp, const
                                      const at::Tensor& ln_c_w, const at::Tensor& ln_c_b, const at::Tensor& w_hr,
                                      const at::Tensor& w_gr, const at::Tensor& lengths, const at::Tensor& drop,
                                      const at::Tensor& zmask_h, const at::Tensor& zmask_c, const at::Tensor& zmask_a,
-                                     double zh, double zc, double za) {
+                                     double zh, double zc, double za, bool save, bool keep_c) {
   const int64_t Tn = xp.size(0), B = xp.size(1), H = cfg.H, P = cfg.P, F = cfg.F, G = cfg.G, R = cfg.R;
   const int64_t A3 = 3 * H;
+  // What the backward pass needs is kept for every step only when a backward pass will follow;
+  // otherwise one step's worth of scratch is reused.
+  const int64_t S = save ? Tn : 1;
   auto opts = xp.options();
   auto none = at::empty({0}, opts);
   auto y = at::empty({Tn, B, P}, opts);
-  auto gates = at::empty({Tn, B, G}, opts);  // activations of the present blocks
-  auto cs = at::empty({Tn, B, H}, opts);     // c'_t, the step's new cell state (before zoneout)
-  auto sh = at::empty({Tn, B, H}, opts);     // sigma_h(LN(c'_t))
-  auto fed = at::empty({Tn, B, F}, opts);    // the state fed to the recurrent product, after dropout
-  auto cprev = at::empty({Tn, B, H}, opts);  // c_{t-1} as step t saw it
-  auto cseq = at::empty({Tn, B, H}, opts);   // c_t after zoneout, zero on padded steps
-  auto hh = cfg.proj ? at::empty({Tn, B, H}, opts) : none;
-  auto rhat = cfg.ln ? at::empty({Tn, B, R}, opts) : none;
-  auto rrstd = cfg.ln ? at::empty({Tn, B}, opts) : none;
-  auto chat = cfg.ln ? at::empty({Tn, B, H}, opts) : none;
-  auto crstd = cfg.ln ? at::empty({Tn, B}, opts) : none;
-  auto aprev = cfg.fgr ? at::empty({Tn, B, A3}, opts) : none;
+  auto gates = at::empty({S, B, G}, opts);  // activations of the present blocks
+  auto cs = at::empty({S, B, H}, opts);     // c'_t, the step's new cell state (before zoneout)
+  auto sh = at::empty({S, B, H}, opts);     // sigma_h(LN(c'_t))
+  auto fed = at::empty({S, B, F}, opts);    // the state fed to the recurrent product, after dropout
+  auto cprev = at::empty({S, B, H}, opts);  // c_{t-1} as step t saw it
+  auto cseq = keep_c ? at::empty({Tn, B, H}, opts) : none;  // c_t after zoneout, zero on padded steps
+  auto hh = cfg.proj ? at::empty({S, B, H}, opts) : none;
+  auto rhat = cfg.ln ? at::empty({S, B, R}, opts) : none;
+  auto rrstd = cfg.ln ? at::empty({S, B}, opts) : none;
+  auto chat = cfg.ln ? at::empty({S, B, H}, opts) : none;
+  auto crstd = cfg.ln ? at::empty({S, B}, opts) : none;
+  auto aprev = cfg.fgr ? at::empty({S, B, A3}, opts) : none;
   auto h = h0.clone(), c = c0.clone();
   auto a = cfg.fgr ? a0.clone() : none;
 
@@ -226,7 +229,7 @@ std::vector<at::Tensor> forward_impl(const Cfg& cfg, const at::Tensor& xp, const
   T* SH = sh.data_ptr<T>();
   T* FED = fed.data_ptr<T>();
   T* CPV = cprev.data_ptr<T>();
-  T* CQ = cseq.data_ptr<T>();
+  T* CQ = mptr<T>(cseq);
   T* HH = mptr<T>(hh);
   T* RHAT = mptr<T>(rhat);
   T* RRSTD = mptr<T>(rrstd);
@@ -242,7 +245,8 @@ std::vector<at::Tensor> forward_impl(const Cfg& cfg, const at::Tensor& xp, const
   std::vector<T> hpre(cfg.proj ? 0 : B * H);
 
   for (int64_t t = 0; t < Tn; ++t) {
-    const int64_t tb = t * B;
+    const int64_t tb = (save ? t : 0) * B;  // row offset into the saved arrays
+    const int64_t ob = t * B;               // row offset into the outputs and masks
     T* fedt = FED + tb * F;
     const T* src = cfg.full_peephole ? CSt : HS;
     if (DROP) {
@@ -323,13 +327,13 @@ std::vector<at::Tensor> forward_impl(const Cfg& cfg, const at::Tensor& xp, const
       HN = hnew.data();
     }
     // zoneout, padding, outputs
-    T* yt = Y + tb * P;
-    T* cq = CQ + tb * H;
+    T* yt = Y + ob * P;
+    T* cq = CQ ? CQ + ob * H : nullptr;
     const T* cn = CS + tb * H;
     for (int64_t b = 0; b < B; ++b) {
       if (LEN && t >= LEN[b]) {
         std::memset(yt + b * P, 0, sizeof(T) * P);
-        std::memset(cq + b * H, 0, sizeof(T) * H);
+        if (cq) std::memset(cq + b * H, 0, sizeof(T) * H);
         continue;
       }
       if (!zoneout) {
@@ -345,7 +349,7 @@ std::vector<at::Tensor> forward_impl(const Cfg& cfg, const at::Tensor& xp, const
         }
       } else {
         auto mix = [&](int s, T* state, const T* fresh, int64_t width) {
-          const T* m = ZM[s] ? ZM[s] + (tb + b) * width : nullptr;
+          const T* m = ZM[s] ? ZM[s] + (ob + b) * width : nullptr;
           for (int64_t j = 0; j < width; ++j) {
             const T d = m ? m[j] : ZR[s];
             state[j] = d * state[j] + (T(1) - d) * fresh[j];
@@ -360,7 +364,7 @@ std::vector<at::Tensor> forward_impl(const Cfg& cfg, const at::Tensor& xp, const
         }
       }
       std::memcpy(yt + b * P, HS + b * P, sizeof(T) * P);
-      std::memcpy(cq + b * H, CSt + b * H, sizeof(T) * H);
+      if (cq) std::memcpy(cq + b * H, CSt + b * H, sizeof(T) * H);
     }
   }
   return {y, h, c, a, cseq, gates, cs, sh, fed, hh, rhat, rrstd, chat, crstd, aprev, cprev};
@@ -587,14 +591,15 @@ std::vector<at::Tensor> lstm_forward(const at::Tensor& xp, const at::Tensor& h0,
                                      const at::Tensor& ln_c_w, const at::Tensor& ln_c_b, const at::Tensor& w_hr,
                                      const at::Tensor& w_gr, const at::Tensor& lengths, const at::Tensor& drop,
                                      const at::Tensor& zmask_h, const at::Tensor& zmask_c, const at::Tensor& zmask_a,
-                                     double zh, double zc, double za, std::vector<int64_t> config) {
+                                     double zh, double zc, double za, bool save, bool keep_c,
+                                     std::vector<int64_t> config) {
   Cfg cfg(config);
   TORCH_CHECK(xp.device().is_cpu(), "carousel lstm engine: expected CPU tensors, got ", xp.device());
   TORCH_CHECK(xp.dim() == 3 && xp.size(2) == cfg.G && xp.is_contiguous(), "carousel lstm engine: bad xp");
   std::vector<at::Tensor> out;
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "carousel_lstm_forward", [&] {
     out = forward_impl<scalar_t>(cfg, xp, h0, c0, a0, w_rec, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_b, w_hr, w_gr,
-                                 lengths, drop, zmask_h, zmask_c, zmask_a, zh, zc, za);
+                                 lengths, drop, zmask_h, zmask_c, zmask_a, zh, zc, za, save, keep_c);
   });
   return out;
 }
@@ -625,8 +630,8 @@ TORCH_LIBRARY(carousel_engine, m) {
   m.def(
       "lstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor a0, Tensor w_rec, Tensor w_ci, Tensor w_cf, "
       "Tensor w_co, Tensor ln_hh_w, Tensor ln_c_w, Tensor ln_c_b, Tensor w_hr, Tensor w_gr, Tensor lengths, "
-      "Tensor drop, Tensor zmask_h, Tensor zmask_c, Tensor zmask_a, float zh, float zc, float za, "
-      "int[] config) -> Tensor[]",
+      "Tensor drop, Tensor zmask_h, Tensor zmask_c, Tensor zmask_a, float zh, float zc, float za, bool save, "
+      "bool keep_c, int[] config) -> Tensor[]",
       &carousel::lstm_forward);
   m.def(
       "lstm_backward(Tensor gy, Tensor ghT, Tensor gcT, Tensor gaT, Tensor gcseq, Tensor w_rec, Tensor w_ci, "

@@ -96,12 +96,13 @@ def _empty(like: Tensor) -> Tensor:
 
 class _Scan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, config, rates, lengths, drop, zmasks, xp, h0, c0, a0, w_rec, *params):  # type: ignore[override]
+    def forward(ctx, config, rates, flags, lengths, drop, zmasks, xp, h0, c0, a0, w_rec, *params):  # type: ignore[override]
         ctx.set_materialize_grads(False)
         w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_b, w_hr, w_gr = params
+        save, keep_c = flags
         out = torch.ops.carousel_engine.lstm_forward(
             xp, h0, c0, a0, w_rec, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, ln_c_b, w_hr, w_gr,
-            lengths, drop, *zmasks, *rates, config,
+            lengths, drop, *zmasks, *rates, save, keep_c, config,
         )  # fmt: skip
         y, h_t, c_t, a_t, cseq = out[:5]
         ctx.config, ctx.rates = config, rates
@@ -132,7 +133,7 @@ class _Scan(torch.autograd.Function):
             return t if t.numel() else None
 
         return (
-            None, None, None, None, None,
+            None, None, None, None, None, None,
             gxp, gh0, gc0, opt(ga0), gw_rec,
             opt(gci), opt(gcf), opt(gco), opt(glnh), opt(glncw), opt(glncb), opt(gw_hr), opt(gw_gr),
         )  # fmt: skip
@@ -201,9 +202,9 @@ def scan(
     else:
         rates = [float(z) for z in (list(zoneout) + [0.0] * 3)[:3]]
     lens = e.new_empty(0, dtype=torch.int64) if lengths is None else lengths.to(torch.int64).contiguous()
-    y, h_t, c_t, a_t, cseq = _Scan.apply(
-        config_list(cfg), rates, lens, drop, zm, xp.contiguous(), h0, c0, a0, w_rec.contiguous(),
-        *[t.contiguous() for t in rest],
-    )  # fmt: skip
+    inputs = [xp.contiguous(), h0, c0, a0, w_rec.contiguous(), *[t.contiguous() for t in rest]]
+    save = torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
+    keep_c = tuple(keep_states) == KEEPABLE_STATES
+    y, h_t, c_t, a_t, cseq = _Scan.apply(config_list(cfg), rates, (save, keep_c), lens, drop, zm, *inputs)
     final = (h_t, c_t, a_t) if len(state) > 2 else (h_t, c_t)
-    return y, final, [cseq] if tuple(keep_states) == KEEPABLE_STATES else []
+    return y, final, [cseq] if keep_c else []
