@@ -2,5 +2,6 @@
 
 from carousel.runner.layer import RecurrentLayer
 from carousel.runner.scan import scan
+from carousel.runner.stream import Stream
 
-__all__ = ["RecurrentLayer", "scan"]
+__all__ = ["RecurrentLayer", "Stream", "scan"]

@@ -84,7 +84,11 @@ def engine_refusal(cells: Sequence[Cell], *, keep_states: Sequence[int]) -> str 
     return None
 
 
-def plan(fast: Fast, vendor: str | None, engine: str | None) -> Implementation:
+def _engine(cells: Sequence[Cell]) -> ModuleType:
+    return ENGINES[cells[0].engine]  # type: ignore[attr-defined]
+
+
+def plan(fast: Fast, vendor: str | None, engine: str | None, cells: Sequence[Cell] = ()) -> Implementation:
     """The implementation for a configuration, before anything about the input is known."""
     if fast is False:
         return "reference"
@@ -92,7 +96,7 @@ def plan(fast: Fast, vendor: str | None, engine: str | None) -> Implementation:
         return "vendor"
     if engine is None:
         if fast is True:
-            reason = lstm_engine.status()
+            reason = _engine(cells).status()
             if reason is not None:
                 raise ValueError(f"fast: True asks for a fast path, but the fused engine is unavailable: {reason}")
         return "fused"
@@ -104,13 +108,23 @@ def plan(fast: Fast, vendor: str | None, engine: str | None) -> Implementation:
     return "reference"
 
 
-def engine_ready(fast: Fast, device: torch.device) -> bool:
+def effective(planned: Implementation, cells: Sequence[Cell]) -> Implementation:
+    """What a layer planned as ``planned`` runs on CPU now: ``"reference"`` once its engine has
+    failed to build in this process. Never builds anything."""
+    if planned == "fused":
+        engine = _engine(cells)
+        if engine.tried() and engine.status() is not None:
+            return "reference"
+    return planned
+
+
+def engine_ready(fast: Fast, device: torch.device, cells: Sequence[Cell]) -> bool:
     """At run time: can the fused engine take this input? Builds the engine on first use."""
     if device.type != "cpu":
         if fast is True:
             raise ValueError(f"fast: True, but the fused engine runs on CPU only, got input on {device}")
         return False
-    reason = lstm_engine.status()
+    reason = _engine(cells).status()
     if reason is None:
         return True
     if fast is True:  # pragma: no cover - plan() has already raised

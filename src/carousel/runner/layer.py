@@ -16,10 +16,11 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from carousel.cells.base import Cell, check_cell
-from carousel.kernels import lstm_engine, vendor
+from carousel.kernels import vendor
 from carousel.runner import dispatch
 from carousel.runner.scan import variational_masks, zoneout_masks
 from carousel.runner.sequence import as_lengths, lengths_from_mask, reverse_padded
+from carousel.runner.stream import Stream
 
 StateArg = Tensor | Sequence[Tensor] | None
 
@@ -142,7 +143,7 @@ class RecurrentLayer(nn.Module):
             cells, recurrent_dropout=self.recurrent_dropout, zoneout=self.zoneout, keep_states=self._keep
         )
         self.engine_refusal = dispatch.engine_refusal(cells, keep_states=self._keep)
-        self._plan = dispatch.plan(self.fast, self.vendor_refusal, self.engine_refusal)
+        self._plan = dispatch.plan(self.fast, self.vendor_refusal, self.engine_refusal, cells)
 
     # ------------------------------------------------------------------ parameters
     def reset_parameters(self) -> None:
@@ -164,9 +165,11 @@ class RecurrentLayer(nn.Module):
         """What ``forward`` runs for this configuration on CPU: ``"vendor"`` (torch's fused op),
         ``"fused"`` (carousel's engine) or ``"reference"`` (the Python loop). A layer planned for
         the engine reports ``"reference"`` once the engine has failed to build in this process."""
-        if self._plan == "fused" and lstm_engine.tried() and lstm_engine.status() is not None:
-            return "reference"
-        return self._plan
+        return dispatch.effective(self._plan, self.cells)
+
+    def stream(self, batch: int = 1) -> Stream:
+        """A :class:`~carousel.runner.stream.Stream` for online, step-by-step inference."""
+        return Stream(self, batch)
 
     # ------------------------------------------------------------------ forward
     def forward(self, input: Tensor | PackedSequence, hx: StateArg = None, *, lengths=None, mask=None):
@@ -201,7 +204,7 @@ class RecurrentLayer(nn.Module):
             out, final, kept = self._forward_vendor(input, state, lengths, mask, packed)
         else:
             device = input.data.device if packed else input.device
-            fused = self._plan == "fused" and dispatch.engine_ready(self.fast, device)
+            fused = self._plan == "fused" and dispatch.engine_ready(self.fast, device, self.cells)
             out, final, kept = self._forward_loop(input, state, lengths, mask, packed, fused)
 
         if unbatched:
