@@ -123,18 +123,18 @@ void times_derivative(int64_t a, T* g, const T* y, int64_t n) {
   }
 }
 
-// Normalise n values: out = (x - mean) * rstd; returns rstd.
+// Normalise n values: out = (x - mean) * rstd; returns rstd. Computed in double: layer norm of a
+// near-constant vector (the recurrent term at h = 0) amplifies rounding by rstd.
 template <typename T>
 T normalise(const T* x, T* out, int64_t n, double eps) {
   double mean = 0;
   for (int64_t j = 0; j < n; ++j) mean += x[j];
   mean /= n;
   double var = 0;
-  for (int64_t j = 0; j < n; ++j) { double d = x[j] - mean; var += d * d; }
-  var /= n;
-  T rstd = T(1.0 / std::sqrt(var + eps));
+  for (int64_t j = 0; j < n; ++j) { const double d = x[j] - mean; var += d * d; }
+  const double rstd = 1.0 / std::sqrt(var / n + eps);
   for (int64_t j = 0; j < n; ++j) out[j] = T((x[j] - mean) * rstd);
-  return rstd;
+  return T(rstd);
 }
 
 // dx from dn = dL/d(normalised values n).
