@@ -107,7 +107,7 @@ class _Scan(torch.autograd.Function):
         y, h_t, c_t, a_t, cseq = out[:5]
         ctx.config, ctx.rates = config, rates
         ctx.save_for_backward(w_rec, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, w_hr, w_gr, lengths, drop, *zmasks, *out[5:])
-        ctx.shapes = (h0, c0, a0)
+        ctx.state_shapes = (h0.shape, c0.shape, a0.shape)
         return y, h_t, c_t, a_t, cseq
 
     @staticmethod
@@ -116,12 +116,12 @@ class _Scan(torch.autograd.Function):
         saved = ctx.saved_tensors
         w_rec, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, w_hr, w_gr, lengths, drop = saved[:10]
         zmasks, rest = saved[10:13], saved[13:]
-        h0, c0, a0 = ctx.shapes
+        h_shape, c_shape, a_shape = ctx.state_shapes
         gates = rest[0]
-        gy = torch.zeros(gates.shape[0], gates.shape[1], h0.shape[-1], dtype=gates.dtype) if gy is None else gy
-        gh = torch.zeros_like(h0) if gh is None else gh.contiguous()
-        gc = torch.zeros_like(c0) if gc is None else gc.contiguous()
-        ga = (torch.zeros_like(a0) if ga is None else ga.contiguous()) if a0.numel() else a0
+        gy = gates.new_zeros(gates.shape[0], gates.shape[1], h_shape[-1]) if gy is None else gy
+        gh = gates.new_zeros(h_shape) if gh is None else gh.contiguous()
+        gc = gates.new_zeros(c_shape) if gc is None else gc.contiguous()
+        ga = gates.new_zeros(a_shape) if ga is None else ga.contiguous()
         gcseq = _empty(gates) if gcseq is None else gcseq.contiguous()
         g = torch.ops.carousel_engine.lstm_backward(
             gy.contiguous(), gh, gc, ga, gcseq, w_rec, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, w_hr, w_gr,
