@@ -269,7 +269,7 @@ std::vector<at::Tensor> forward_impl(const Cfg& cfg, const at::Tensor& xp, const
         RRSTD[row] = normalise<T>(rb, rh, R, cfg.eps);
         for (int64_t j = 0; j < R; ++j) rb[j] = rh[j] * LNHW[j];
       }
-      const T* xb = XP + row * G;
+      const T* xb = XP + (ob + b) * G;  // the input is there for every step, saved or not
       const T* cp = CPV + row * H;
       T* z = GA + row * G;  // pre-activations, then activations in place
       for (int k = 0; k < 4; ++k) {
