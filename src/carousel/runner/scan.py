@@ -70,11 +70,13 @@ def scan(
     expected = zoneout_masks is None and any(z > 0.0 for z in zoneout)
     outputs: list[Tensor] = []
     kept: list[list[Tensor]] = [[] for _ in keep_states]
-    for t in range(steps):
+    # unbind, not xp[t]: the gradient of each indexing would be a zero tensor of the whole
+    # sequence, which makes the backward pass quadratic in the length.
+    for t, x_t in enumerate(xp.unbind(0)):
         fed = state
         if dropout_masks is not None:
             fed = tuple(s if m is None else s * m for s, m in zip(state, dropout_masks))
-        y, new = cell.step(params, xp[t], fed)
+        y, new = cell.step(params, x_t, fed)
         if zoneout_masks is not None:
             new = tuple(
                 s if m is None else torch.where(m[t].bool(), old, s) for old, s, m in zip(state, new, zoneout_masks)
