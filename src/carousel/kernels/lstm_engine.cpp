@@ -18,6 +18,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -176,6 +177,28 @@ inline const T* cptr(const at::Tensor& t) { return given(t) ? t.data_ptr<T>() : 
 template <typename T>
 inline T* mptr(at::Tensor& t) { return t.numel() > 0 ? t.data_ptr<T>() : nullptr; }
 
+// Raw views of what both passes read: weights, lengths, the dropout mask and zoneout.
+template <typename T>
+struct Shared {
+  const T *WREC, *WHR, *WGR, *WCI, *WCF, *WCO, *LNHW, *LNCW;
+  const int64_t* LEN;
+  const T* DROP;
+  std::array<const T*, 3> ZM;  // zoneout masks of h, c, a (training), or null
+  std::array<T, 3> ZR;         // zoneout rates (evaluation)
+  bool zoneout;
+
+  static Shared of(const at::Tensor& w_rec, const at::Tensor& w_hr, const at::Tensor& w_gr, const at::Tensor& w_ci,
+                   const at::Tensor& w_cf, const at::Tensor& w_co, const at::Tensor& ln_hh_w, const at::Tensor& ln_c_w,
+                   const at::Tensor& lengths, const at::Tensor& drop, const at::Tensor& zmask_h,
+                   const at::Tensor& zmask_c, const at::Tensor& zmask_a, double zh, double zc, double za) {
+    std::array<const T*, 3> zm = {cptr<T>(zmask_h), cptr<T>(zmask_c), cptr<T>(zmask_a)};
+    return {w_rec.data_ptr<T>(), cptr<T>(w_hr), cptr<T>(w_gr), cptr<T>(w_ci), cptr<T>(w_cf), cptr<T>(w_co),
+            cptr<T>(ln_hh_w), cptr<T>(ln_c_w), given(lengths) ? lengths.data_ptr<int64_t>() : nullptr,
+            cptr<T>(drop), zm, {T(zh), T(zc), T(za)},
+            zm[0] || zm[1] || zm[2] || zh > 0 || zc > 0 || za > 0};
+  }
+};
+
 // ---------------------------------------------------------------------------------- forward
 template <typename T>
 std::vector<at::Tensor> forward_impl(const Cfg& cfg, const at::Tensor& xp, const at::Tensor& h0, const at::Tensor& c0,
@@ -209,20 +232,10 @@ std::vector<at::Tensor> forward_impl(const Cfg& cfg, const at::Tensor& xp, const
   auto a = cfg.fgr ? a0.clone() : none;
 
   const T* XP = xp.data_ptr<T>();
-  const T* WREC = w_rec.data_ptr<T>();
-  const T* WHR = cptr<T>(w_hr);
-  const T* WGR = cptr<T>(w_gr);
-  const T* WCI = cptr<T>(w_ci);
-  const T* WCF = cptr<T>(w_cf);
-  const T* WCO = cptr<T>(w_co);
-  const T* LNHW = cptr<T>(ln_hh_w);
-  const T* LNCW = cptr<T>(ln_c_w);
+  const auto [WREC, WHR, WGR, WCI, WCF, WCO, LNHW, LNCW, LEN, DROP, ZM, ZR, zoneout] =
+      Shared<T>::of(w_rec, w_hr, w_gr, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, lengths, drop, zmask_h, zmask_c, zmask_a,
+                    zh, zc, za);
   const T* LNCB = cptr<T>(ln_c_b);
-  const int64_t* LEN = given(lengths) ? lengths.data_ptr<int64_t>() : nullptr;
-  const T* DROP = cptr<T>(drop);
-  const T* ZM[3] = {cptr<T>(zmask_h), cptr<T>(zmask_c), cptr<T>(zmask_a)};
-  const T ZR[3] = {T(zh), T(zc), T(za)};
-  const bool zoneout = ZM[0] || ZM[1] || ZM[2] || zh > 0 || zc > 0 || za > 0;
   T* Y = y.data_ptr<T>();
   T* GA = gates.data_ptr<T>();
   T* CS = cs.data_ptr<T>();
@@ -401,19 +414,9 @@ std::vector<at::Tensor> backward_impl(
 
   const T* GY = gy.data_ptr<T>();
   const T* GCQ = cptr<T>(gcseq);
-  const T* WREC = w_rec.data_ptr<T>();
-  const T* WHR = cptr<T>(w_hr);
-  const T* WGR = cptr<T>(w_gr);
-  const T* WCI = cptr<T>(w_ci);
-  const T* WCF = cptr<T>(w_cf);
-  const T* WCO = cptr<T>(w_co);
-  const T* LNHW = cptr<T>(ln_hh_w);
-  const T* LNCW = cptr<T>(ln_c_w);
-  const int64_t* LEN = given(lengths) ? lengths.data_ptr<int64_t>() : nullptr;
-  const T* DROP = cptr<T>(drop);
-  const T* ZM[3] = {cptr<T>(zmask_h), cptr<T>(zmask_c), cptr<T>(zmask_a)};
-  const T ZR[3] = {T(zh), T(zc), T(za)};
-  const bool zoneout = ZM[0] || ZM[1] || ZM[2] || zh > 0 || zc > 0 || za > 0;
+  const auto [WREC, WHR, WGR, WCI, WCF, WCO, LNHW, LNCW, LEN, DROP, ZM, ZR, zoneout] =
+      Shared<T>::of(w_rec, w_hr, w_gr, w_ci, w_cf, w_co, ln_hh_w, ln_c_w, lengths, drop, zmask_h, zmask_c, zmask_a,
+                    zh, zc, za);
   const T* GA = gates.data_ptr<T>();
   const T* CS = cs.data_ptr<T>();
   const T* SH = sh.data_ptr<T>();
