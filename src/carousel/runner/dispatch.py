@@ -39,7 +39,7 @@ _warned: set[str] = set()
 
 
 def check_fast(fast: object) -> Fast:
-    if fast not in ("auto", True, False) or (isinstance(fast, int) and not isinstance(fast, bool)):
+    if not (isinstance(fast, bool) or (isinstance(fast, str) and fast == "auto")):
         raise ValueError(f"fast: expected 'auto', True or False, got {fast!r}")
     return fast  # type: ignore[return-value]
 
