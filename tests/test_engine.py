@@ -177,3 +177,18 @@ print("ok")
 def test_engine_status_is_cached():
     assert lstm_engine.status() is None
     assert lstm_engine.tried()
+
+
+@pytest.mark.parametrize("kw", [dict(peepholes=True, layer_norm=True), dict(variant="FGR", proj_size=16, zoneout=0.2)])
+def test_fused_equals_reference_on_rows_split_over_threads(kw):
+    # enough rows per step that the engine splits them over threads
+    fused = LSTM(3, 64, dtype=torch.float64, **kw)
+    ref = LSTM(3, 64, dtype=torch.float64, fast=False, **kw)
+    ref.load_state_dict(fused.state_dict())
+    x = torch.randn(3, 300, 3, dtype=torch.float64)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        compare(fused, ref, x, torch.float64, lengths=torch.randint(1, 4, (300,)))
+    finally:
+        torch.set_num_threads(previous)

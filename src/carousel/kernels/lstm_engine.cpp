@@ -13,6 +13,7 @@
 //   w_rec (R, F) weight_hh or weight_ch; w_hr (P, H); w_gr (3H, 3H); peepholes and norms (H) or (R).
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
 #include <torch/library.h>
@@ -274,7 +275,9 @@ std::vector<at::Tensor> forward_impl(const Cfg& cfg, const at::Tensor& xp, const
       gemm<T>(AS, WGR, gr.data(), B, A3, A3, true, T(0));
     }
     T* hh_t = cfg.proj ? HH + tb * H : hpre.data();
-    for (int64_t b = 0; b < B; ++b) {
+    // Rows are independent: split them over threads when a step has enough work.
+    at::parallel_for(0, B, std::max<int64_t>(1, 32768 / G), [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
       const int64_t row = tb + b;
       T* rb = r.data() + b * R;
       if (cfg.ln) {
@@ -334,6 +337,7 @@ std::vector<at::Tensor> forward_impl(const Cfg& cfg, const at::Tensor& xp, const
       if (oo >= 0) { const T* go = z + oo * H; for (int64_t j = 0; j < H; ++j) hb[j] = go[j] * sb[j]; }
       else std::memcpy(hb, sb, sizeof(T) * H);
     }
+    });
     const T* HN = hh_t;
     if (cfg.proj) {
       gemm<T>(hh_t, WHR, hnew.data(), B, H, P, true, T(0));
