@@ -12,6 +12,7 @@ from carousel.cells.lstm import LSTM as LSTMStep
 from carousel.ops.activations import Activation
 from carousel.runner import dispatch
 from carousel.runner.layer import RecurrentLayer
+from carousel.runner.sequence import check_input
 
 
 class LSTM(RecurrentLayer):
@@ -204,12 +205,7 @@ class LSTMCell(nn.Module):
                 f"got {input.dim()}-D with shape {tuple(input.shape)}"
             )
         ref = self.weight_ih
-        if input.shape[-1] != self.input_size:
-            raise ValueError(f"input: expected {self.input_size} features (input_size), got {input.shape[-1]}")
-        if input.dtype != ref.dtype:
-            raise TypeError(f"input: expected dtype {ref.dtype} (the parameters' dtype), got {input.dtype}")
-        if input.device != ref.device:
-            raise ValueError(f"input: expected device {ref.device} (the parameters' device), got {input.device}")
+        check_input("input", input, self.input_size, ref)
         unbatched = input.dim() == 1
         x = input.unsqueeze(0) if unbatched else input
         batch = x.shape[0]

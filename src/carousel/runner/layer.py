@@ -19,7 +19,7 @@ from carousel.cells.base import Cell, check_cell
 from carousel.kernels import vendor
 from carousel.runner import dispatch
 from carousel.runner.scan import variational_masks, zoneout_masks
-from carousel.runner.sequence import as_lengths, lengths_from_mask, reverse_padded
+from carousel.runner.sequence import as_lengths, check_input, lengths_from_mask, reverse_padded
 from carousel.runner.stream import Stream
 
 StateArg = Tensor | Sequence[Tensor] | None
@@ -182,7 +182,7 @@ class RecurrentLayer(nn.Module):
             if lengths is not None or mask is not None:
                 raise ValueError("lengths: a PackedSequence carries its own lengths, got lengths= or mask= as well")
             ref = self._parameters[self._flat_names[0]]
-            self._check_tensor("input", input.data, ref)
+            check_input("input", input.data, self.input_size, ref)
             batch, unbatched = int(input.batch_sizes[0]), False
         elif isinstance(input, Tensor):
             if input.dim() not in (2, 3):
@@ -194,7 +194,7 @@ class RecurrentLayer(nn.Module):
             unbatched = input.dim() == 2
             if unbatched:
                 input = input.unsqueeze(0 if self.batch_first else 1)
-            self._check_tensor("input", input, ref)
+            check_input("input", input, self.input_size, ref)
             batch = input.shape[0 if self.batch_first else 1]
         else:
             raise TypeError(f"input: expected a Tensor or PackedSequence, got {type(input).__name__}")
@@ -333,16 +333,6 @@ class RecurrentLayer(nn.Module):
 
     def _layout(self) -> str:
         return "(batch, time, features)" if self.batch_first else "(time, batch, features)"
-
-    def _check_tensor(self, name: str, x: Tensor, ref: Tensor) -> None:
-        if x.shape[-1] != self.input_size:
-            raise ValueError(
-                f"{name}: expected {self.input_size} features (input_size) in the last dimension, got {x.shape[-1]}"
-            )
-        if x.dtype != ref.dtype:
-            raise TypeError(f"{name}: expected dtype {ref.dtype} (the parameters' dtype), got {x.dtype}")
-        if x.device != ref.device:
-            raise ValueError(f"{name}: expected device {ref.device} (the parameters' device), got {x.device}")
 
     def _check_state(self, hx: StateArg, batch: int, unbatched: bool, ref: Tensor) -> tuple[Tensor, ...] | None:
         if hx is None:

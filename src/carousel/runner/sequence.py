@@ -8,6 +8,16 @@ import torch
 from torch import Tensor
 
 
+def check_input(name: str, x: Tensor, input_size: int, ref: Tensor) -> None:
+    """Feature size, dtype and device of an input against the parameters ``ref`` belongs to."""
+    if x.shape[-1] != input_size:
+        raise ValueError(f"{name}: expected {input_size} features (input_size), got {x.shape[-1]}")
+    if x.dtype != ref.dtype:
+        raise TypeError(f"{name}: expected dtype {ref.dtype} (the parameters' dtype), got {x.dtype}")
+    if x.device != ref.device:
+        raise ValueError(f"{name}: expected device {ref.device} (the parameters' device), got {x.device}")
+
+
 def as_lengths(lengths: Tensor | Sequence[int], batch: int, steps: int, device: torch.device) -> Tensor:
     """Validate ``lengths`` (one positive length per sequence, at most ``steps``) as int64."""
     if not isinstance(lengths, Tensor):

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from carousel.runner import dispatch
+from carousel.runner.sequence import check_input
 
 if TYPE_CHECKING:
     from carousel.runner.layer import RecurrentLayer
@@ -63,7 +64,7 @@ class Stream:
             raise ValueError(f"x_t: expected a (batch, features) or (features,) tensor, got {got}")
         single = x_t.dim() == 1
         x = x_t.reshape(1, self.batch, -1)  # (T=1, B, I)
-        layer._check_tensor("x_t", x, next(iter(layer.parameters())))
+        check_input("x_t", x, layer.input_size, next(iter(layer.parameters())))
         if layer.implementation == "vendor":
             out, state, _ = layer._forward_vendor(
                 x.transpose(0, 1) if layer.batch_first else x, self.state, None, None, False
