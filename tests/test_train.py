@@ -543,3 +543,31 @@ def test_metric_objects():
     x, y = linear_data()
     logs = Trainer(nn.Linear(3, 1), metrics=[worst], verbose=0).evaluate((x, y), batch_size=64)
     assert "max_error" in logs
+
+
+# ------------------------------------------------------------------------------------ tuning
+
+
+def test_optuna_pruning_stops_a_trial_and_tune_finds_a_good_rate():
+    optuna = pytest.importorskip("optuna")
+    from carousel.train import OptunaPruning, suggest, tune
+
+    x, y = linear_data()
+    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=1e-9))
+    trial = study.ask()
+    with pytest.raises(optuna.TrialPruned, match="val_loss .* at epoch 1"):
+        fit(nn.Linear(3, 1), (x, y), epochs=5, validation_split=0.25, callbacks=[OptunaPruning(trial)], verbose=0)
+
+    def objective(trial):
+        params = suggest(trial, {"lr": (1e-5, 0.3, "log"), "batch_size": [8, 32]})
+        torch.manual_seed(0)
+        history = fit(nn.Linear(3, 1), (x, y), lr=params["lr"], batch_size=params["batch_size"], epochs=12,
+                      validation_split=0.25, callbacks=[OptunaPruning(trial)], seed=0, verbose=0)
+        return history["val_loss"][-1]
+
+    study = tune(objective, n_trials=16, pruner="median", seed=0)
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert study.best_params["lr"] > 1e-2 and study.best_value < 0.05
+    assert len(pruned) >= 1
+    with pytest.raises(ValueError, match=r"space\['h'\]: expected a list of choices, \(low, high\)"):
+        suggest(optuna.trial.FixedTrial({}), {"h": {"a": 1}})

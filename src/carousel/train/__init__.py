@@ -15,6 +15,7 @@ from carousel.train.callbacks import (
 from carousel.train.checkpoint import load_state, load_weights, save_state, save_weights
 from carousel.train.objectives import LOSSES, METRICS, OPTIMIZERS, Metric
 from carousel.train.trainer import History, NonFiniteLossError, Trainer, fit, seed_everything
+from carousel.train.tuning import OptunaPruning, suggest, tune
 
 __all__ = [
     "LOSSES",
@@ -28,6 +29,7 @@ __all__ = [
     "Metric",
     "ModelCheckpoint",
     "NonFiniteLossError",
+    "OptunaPruning",
     "ReduceLROnPlateau",
     "TensorBoard",
     "Trainer",
@@ -37,4 +39,6 @@ __all__ = [
     "save_state",
     "save_weights",
     "seed_everything",
+    "suggest",
+    "tune",
 ]
