@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from carousel.datasets import adding_problem
+from carousel.forecast_cli import add_parsers
 from carousel.nn import LSTM
 
 
@@ -66,8 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--report", type=int, default=200, help="print progress every N iterations")
     p.set_defaults(run=demo)
+    add_parsers(sub)
     args = parser.parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except (ValueError, FileNotFoundError, ImportError) as err:
+        print(f"carousel {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
