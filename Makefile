@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench bench-keras install clean
 
 $(STAMP): pyproject.toml requirements/pinned.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml requirements/pinned.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/carousel demo
+	$(BIN)/carousel forecast
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -26,5 +26,19 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speed.py
 
+# Keras against carousel on the airline series. TensorFlow lives in its own environment, never in $(VENV).
+KERAS_VENV  := .venv-keras
+KERAS_STAMP := $(KERAS_VENV)/.installed
+TENSORFLOW  ?= tensorflow-cpu==2.21.0
+
+$(KERAS_STAMP): pyproject.toml requirements/pinned.txt
+	$(PYTHON) -m venv $(KERAS_VENV)
+	$(KERAS_VENV)/bin/python -m pip install --quiet "$(TORCH)" -r requirements/pinned.txt "$(TENSORFLOW)"
+	$(KERAS_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $(KERAS_STAMP)
+
+bench-keras: $(KERAS_STAMP)
+	$(KERAS_VENV)/bin/python benchmarks/keras_airline.py
+
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(KERAS_VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
