@@ -192,3 +192,14 @@ def test_fused_equals_reference_on_rows_split_over_threads(kw):
         compare(fused, ref, x, torch.float64, lengths=torch.randint(1, 4, (300,)))
     finally:
         torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("kw", [dict(peepholes=True), dict(variant="CIFG", proj_size=128, recurrent_dropout=0.2)])
+def test_fused_equals_reference_on_steps_large_enough_for_onednn(kw):
+    # at least 64 rows x 128 x 640 multiply-adds per step: the engine's recurrent product goes to
+    # oneDNN (float32 only; float64 stays on the BLAS)
+    fused = LSTM(8, 160, **kw)
+    ref = LSTM(8, 160, fast=False, **kw)
+    ref.load_state_dict(fused.state_dict())
+    x = torch.randn(4, 64, 8)
+    compare(fused, ref, x, torch.float32, lengths=torch.randint(1, 5, (64,)))

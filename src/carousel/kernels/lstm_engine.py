@@ -43,9 +43,13 @@ ACTIVATION_CODES = {
 
 
 def _vector_flags() -> list[str]:
-    """Compile the elementwise work with AVX2 where the CPU has it (ATen's vector math, SLEEF
-    from libtorch); otherwise with ATen's portable vector type."""
-    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+    """Compile the elementwise work for the widest vectors the CPU has (ATen's vector math, SLEEF
+    from libtorch): AVX-512, AVX2, or ATen's portable vector type."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability == "AVX512":
+        return ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-mf16c", "-DCPU_CAPABILITY=AVX512",
+                "-DCPU_CAPABILITY_AVX512"]
+    if capability in ("AVX2", "AVX512"):
         return ["-mavx2", "-mfma", "-mf16c", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]
     return ["-DCPU_CAPABILITY=DEFAULT"]
 
