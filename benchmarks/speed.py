@@ -282,21 +282,49 @@ def run_row(config: str, size_index: int, mode: str, args: argparse.Namespace, r
     return row
 
 
+def flops(size: tuple[int, int, int, int], mode: str) -> float:
+    """Multiply-add work of one call, as FLOPs: the input and recurrent products of the four gates,
+    2 * T * B * 4H * (I + H) forward; the backward pass costs two such products more (the input
+    and the weight gradients), so forward+backward counts three times the forward."""
+    i, h, b, t = size
+    forward = 2.0 * t * b * 4 * h * (i + h)
+    return forward if mode == "forward" else 3.0 * forward
+
+
+def matmul_rate(n: int = 2048, seconds: float = 1.0) -> float:
+    """This machine's large-matmul rate in GFLOP/s (float32, n x n by n x n, torch's threads)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        torch.mm(a, b)
+        calls += 1
+    return 2.0 * n**3 * calls / (time.perf_counter() - start) / 1e9
+
+
+MATMUL_GFLOPS: list[float] = []  # measured once in main()
+
+
 def fmt_ms(seconds: list[float]) -> str:
     ms = statistics.median(seconds) * 1e3
     return f"{ms:.3f}" if ms < 1 else f"{ms:.2f}" if ms < 100 else f"{ms:.0f}"
 
 
+def fmt_rate(gflops: float) -> str:
+    share = f" ({100 * gflops / MATMUL_GFLOPS[0]:.0f}%)" if MATMUL_GFLOPS else ""
+    return f"{gflops:.1f}{share}"
+
+
 def table(rows: list[Row]) -> str:
     lines = [
         "| config | impl | size (I, H, B, T) | mode | torch ms | carousel ms | ratio | paired ratio [IQR] "
-        "| n x calls | others' CPU | note |",
-        "|---|---|---|---|---:|---:|---:|---|---:|---:|---|",
+        "| carousel GFLOP/s (% of matmul) | n x calls | others' CPU | note |",
+        "|---|---|---|---|---:|---:|---:|---|---:|---:|---:|---|",
     ]
     for row in rows:
         size = "(" + ", ".join(str(v) for v in row.size) + ")"
         if row.repeats == 0:
-            cells = ["–", "–", "–", "–", "–", "–"]
+            cells = ["–", "–", "–", "–", "–", "–", "–"]
         else:
             paired = row.paired()
             cells = [
@@ -304,6 +332,7 @@ def table(rows: list[Row]) -> str:
                 fmt_ms(row.carousel_s),
                 f"{row.ratio():.3f}",
                 "–" if paired is None else f"{paired[0]:.3f} [{paired[1]:.3f}–{paired[2]:.3f}]",
+                fmt_rate(flops(row.size, row.mode) / statistics.median(row.carousel_s) / 1e9),
                 f"{row.repeats} x {row.number}",
                 "n/a" if row.others is None else f"{100 * row.others:.0f}%",
             ]
@@ -369,6 +398,9 @@ def header(args: argparse.Namespace, argv: list[str], engine: str, load: str) ->
             source_version(),
             engine,
             f"load average (1/5/15 min) at start {load}, at end {load_average()}",
+            f"large-matmul rate (float32 2048 x 2048 x 2048, torch.mm): {MATMUL_GFLOPS[0]:.0f} GFLOP/s; "
+            "carousel GFLOP/s counts the gates' input and recurrent products (forward 2TB4H(I+H), "
+            "forward+backward 3x that)",
             "modules in training mode; forward timed under torch.no_grad() (zoneout and recurrent dropout active), "
             "forward+backward = output.sum().backward()",
             "times are medians per call; ratio = carousel / torch (medians); paired ratio = median "
@@ -443,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
     default_std, default_other = DEFAULT_REPEATS[args.quick]
 
     load = load_average()
+    MATMUL_GFLOPS.append(matmul_rate())
+    log(f"large-matmul rate: {MATMUL_GFLOPS[0]:.0f} GFLOP/s")
     engine = prepare_engine()
     log(engine)
     rows = []
