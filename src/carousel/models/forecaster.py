@@ -43,7 +43,6 @@ import json
 import math
 import os
 import random
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -59,6 +58,7 @@ from carousel.models._base import Estimator, NotFittedError
 from carousel.models.metrics import MetricsTable, metrics_table
 from carousel.train import Callback, EarlyStopping
 from carousel.train import fit as train
+from carousel.train.checkpoint import atomic_write_bytes
 
 __all__ = ["Backtest", "Forecaster"]
 
@@ -890,8 +890,8 @@ class Forecaster(Estimator):
         text = json.dumps(config, indent=1, default=_json_scalar)
         directory = Path(path)
         directory.mkdir(parents=True, exist_ok=True)
-        _atomic(directory / _WEIGHTS, blob)
-        _atomic(directory / _CONFIG, text.encode("utf-8"))
+        atomic_write_bytes(directory / _WEIGHTS, blob)
+        atomic_write_bytes(directory / _CONFIG, text.encode("utf-8"))
         return directory
 
     @classmethod
@@ -969,21 +969,6 @@ def _slice(data: object, stop: int):
     if prep._is_pandas(data):
         return data.iloc[:stop]  # type: ignore[attr-defined]
     return np.asarray(data)[:stop]
-
-
-def _atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename it over
-    ``path``: readers see the old file or the new one, never a partial one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _cell_name(cell: object) -> str:
