@@ -68,6 +68,7 @@ import torch
 from torch import nn
 
 import carousel
+from _machine import OtherLoad, load_average
 from carousel.datasets import load_air_passengers
 from carousel.nn import LSTM
 from carousel.train import fit
@@ -115,33 +116,6 @@ def load_data() -> Data:
     n_train = int(len(x) * TRAIN_FRACTION)  # 105
     return Data(series=series, values=values, low=float(low), high=float(high), x_train=x[:n_train],
                 y_train=y[:n_train], x_test=x[n_train:], test_start=LOOKBACK + n_train)
-
-
-class OtherLoad:
-    """CPU time used by other processes since creation, as a fraction of all cores (from
-    ``/proc/stat`` minus this process's own CPU time; None where ``/proc/stat`` is missing)."""
-
-    def __init__(self) -> None:
-        self.start = self._now()
-
-    @staticmethod
-    def _now() -> tuple[float, float, float] | None:
-        try:
-            with open("/proc/stat", encoding="ascii") as f:
-                fields = [int(v) for v in f.readline().split()[1:]]
-        except (OSError, ValueError):
-            return None
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-        busy = (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-        own = os.times()
-        return time.perf_counter(), busy, own.user + own.system
-
-    def read(self) -> float | None:
-        end = self._now()
-        if self.start is None or end is None or end[0] <= self.start[0]:
-            return None
-        wall, busy, own = (e - s for e, s in zip(end, self.start, strict=True))
-        return max(0.0, (busy - own) / (wall * (os.cpu_count() or 1)))
 
 
 @dataclass
@@ -298,13 +272,6 @@ def spread(values: list[float], digits: int) -> str:
 def describe(result: Result) -> str:
     others = "n/a" if result.others is None else f"{100 * result.others:.0f}%"
     return f"fit {result.seconds:7.2f} s, test RMSE {result.rmse:6.1f}, others' CPU {others}"
-
-
-def load_average() -> str:
-    try:
-        return "/".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def log(message: str) -> None:
