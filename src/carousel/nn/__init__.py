@@ -1,5 +1,6 @@
 """User-facing recurrent layers, with ``torch.nn``'s arguments, returns and parameter names."""
 
+from carousel.nn.gru import GRU, MUT1, MUT2, MUT3, GRUCell
 from carousel.nn.lstm import LSTM, LSTMCell
 
-__all__ = ["LSTM", "LSTMCell"]
+__all__ = ["GRU", "LSTM", "MUT1", "MUT2", "MUT3", "GRUCell", "LSTMCell"]

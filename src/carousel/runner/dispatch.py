@@ -27,12 +27,12 @@ from typing import Literal
 import torch
 
 from carousel.cells.base import Cell
-from carousel.kernels import lstm_engine
+from carousel.kernels import lstm_engine, vendor
 from carousel.runner.scan import scan
 
 Fast = bool | Literal["auto"]
 Implementation = Literal["vendor", "fused", "reference"]
-VENDOR_OPS = ("lstm",)
+VENDOR_OPS = vendor.MODES
 ENGINES: dict[str, ModuleType] = {"lstm": lstm_engine}
 
 _warned: set[str] = set()
