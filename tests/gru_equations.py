@@ -10,8 +10,9 @@ def _block(P, name, names, block, H):
     return P[name][k * H : (k + 1) * H]
 
 
-def gru(x, P, *, hidden, variant="standard", reset_after=True, sg=torch.sigmoid, sc=torch.tanh, h0=None):
-    """x: (T, B, I). Returns outputs (T, B, H) and the final h."""
+def gru(x, P, *, hidden, variant="standard", reset_after=True, sg=torch.sigmoid, sc=torch.tanh, h0=None, mask=None):
+    """x: (T, B, I). Returns outputs (T, B, H) and the final h. ``mask`` (B, H): recurrent dropout
+    on h_{t-1} inside the recurrent products only (Gal & Ghahramani 2016)."""
     H = hidden
     T, B, _ = x.shape
     blocks = ["f", "n"] if variant == "MGU" else ["r", "z", "n"]
@@ -42,16 +43,17 @@ def gru(x, P, *, hidden, variant="standard", reset_after=True, sg=torch.sigmoid,
     outs = []
     for t in range(T):
         xt = x[t]
+        hm = h if mask is None else h * mask
         if variant == "MGU":
-            f = sg(wx("f", xt) + b_i("f") + uh("f", h) + b_h("f"))
+            f = sg(wx("f", xt) + b_i("f") + uh("f", hm) + b_h("f"))
             r = f
         else:
-            r = sg(wx("r", xt) + b_i("r") + uh("r", h) + b_h("r"))
-            z = sg(wx("z", xt) + b_i("z") + uh("z", h) + b_h("z"))
+            r = sg(wx("r", xt) + b_i("r") + uh("r", hm) + b_h("r"))
+            z = sg(wx("z", xt) + b_i("z") + uh("z", hm) + b_h("z"))
         if reset_after:
-            n = sc(wx("n", xt) + b_i("n") + r * (uh("n", h) + b_h("n")))
+            n = sc(wx("n", xt) + b_i("n") + r * (uh("n", hm) + b_h("n")))
         else:
-            n = sc(wx("n", xt) + b_i("n") + uh("n", r * h) + b_h("n"))
+            n = sc(wx("n", xt) + b_i("n") + uh("n", r * hm) + b_h("n"))
         if variant == "MGU":
             h = (1 - f) * h + f * n
         else:
@@ -60,8 +62,9 @@ def gru(x, P, *, hidden, variant="standard", reset_after=True, sg=torch.sigmoid,
     return torch.stack(outs), h
 
 
-def mut(x, P, *, hidden, architecture, h0=None):
-    """MUT1/2/3 of Jozefowicz, Zaremba & Sutskever (2015). x: (T, B, I)."""
+def mut(x, P, *, hidden, architecture, h0=None, mask=None):
+    """MUT1/2/3 of Jozefowicz, Zaremba & Sutskever (2015). x: (T, B, I). ``mask``: recurrent dropout
+    on h_{t-1} inside the recurrent products only."""
     H = hidden
     T, B, _ = x.shape
     in_blocks = {1: ["z", "r"], 2: ["z", "h"], 3: ["z", "r", "h"]}[architecture]
@@ -80,17 +83,18 @@ def mut(x, P, *, hidden, architecture, h0=None):
     outs = []
     for t in range(T):
         xt = x[t]
+        hm = h if mask is None else h * mask
         if architecture == 1:
             z = torch.sigmoid(xt @ W("z").t() + bias("z"))
-            r = torch.sigmoid(xt @ W("r").t() + h @ U("r").t() + bias("r"))
-            h = torch.tanh((r * h) @ U("h").t() + torch.tanh(xt) + bias("h")) * z + h * (1 - z)
+            r = torch.sigmoid(xt @ W("r").t() + hm @ U("r").t() + bias("r"))
+            h = torch.tanh((r * hm) @ U("h").t() + torch.tanh(xt) + bias("h")) * z + h * (1 - z)
         elif architecture == 2:
-            z = torch.sigmoid(xt @ W("z").t() + h @ U("z").t() + bias("z"))
-            r = torch.sigmoid(xt + h @ U("r").t() + bias("r"))
-            h = torch.tanh((r * h) @ U("h").t() + xt @ W("h").t() + bias("h")) * z + h * (1 - z)
+            z = torch.sigmoid(xt @ W("z").t() + hm @ U("z").t() + bias("z"))
+            r = torch.sigmoid(xt + hm @ U("r").t() + bias("r"))
+            h = torch.tanh((r * hm) @ U("h").t() + xt @ W("h").t() + bias("h")) * z + h * (1 - z)
         else:
-            z = torch.sigmoid(xt @ W("z").t() + torch.tanh(h) @ U("z").t() + bias("z"))
-            r = torch.sigmoid(xt @ W("r").t() + h @ U("r").t() + bias("r"))
-            h = torch.tanh((r * h) @ U("h").t() + xt @ W("h").t() + bias("h")) * z + h * (1 - z)
+            z = torch.sigmoid(xt @ W("z").t() + torch.tanh(hm) @ U("z").t() + bias("z"))
+            r = torch.sigmoid(xt @ W("r").t() + hm @ U("r").t() + bias("r"))
+            h = torch.tanh((r * hm) @ U("h").t() + xt @ W("h").t() + bias("h")) * z + h * (1 - z)
         outs.append(h)
     return torch.stack(outs), h

@@ -353,7 +353,6 @@ def test_implementations_and_refusals():
         (lambda: GRU(3, 4, gate_activation="swish"), "gate_activation: expected one of"),
         (lambda: GRU(3, 4, candidate_activation=3), "candidate_activation: expected one of"),
         (lambda: GRU(3, 4, zoneout=1.5), r"zoneout: expected a probability in \[0, 1\), got 1.5"),
-        (lambda: GRU(3, 4, recurrent_dropout=0.2), "recurrent_dropout: .* got recurrent_dropout=0.2"),
         (lambda: GRU(3, 4, fast="yes"), "fast: expected 'auto', True or False, got 'yes'"),
         (lambda: GRUCell(3, 4, variant="x"), "variant: expected one of"),
         (lambda: GRU(3, 4, variant="GRU3", bias=False), "bias: variant 'GRU3' computes its gates from the bias alone"),
@@ -384,3 +383,58 @@ def test_bad_inputs_and_states():
         cell(torch.randn(2, 3), torch.zeros(2, 4, dtype=F64))
     with pytest.raises(ValueError, match="input: expected a 2-D"):
         cell(torch.randn(1, 2, 3))
+
+
+@pytest.mark.parametrize("kw", [{}, {"reset_after": False}, {"variant": "MGU"}, {"variant": "GRU2"}])
+def test_recurrent_dropout_masks_the_products_only(kw):
+    p = 0.3
+    layer = GRU(3, 4, recurrent_dropout=p, dtype=torch.float64, **kw)
+    x = torch.randn(6, 2, 3, dtype=torch.float64)
+    torch.manual_seed(5)
+    out, h = layer(x)
+    torch.manual_seed(5)
+    mask = torch.empty(2, 4, dtype=torch.float64).bernoulli_(1 - p).div_(1 - p)  # what the runner draws
+    ref, h_ref = gru_equations.gru(x, layer.cell_parameters(0, 0), hidden=4, mask=mask, **kw)
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(h[0], h_ref)
+    unmasked, _ = gru_equations.gru(x, layer.cell_parameters(0, 0), hidden=4, **kw)
+    assert not torch.allclose(out, unmasked)  # the mask was applied
+    layer.eval()  # no mask in evaluation
+    torch.testing.assert_close(layer(x)[0], unmasked)
+
+
+@pytest.mark.parametrize("architecture", [1, 2, 3])
+def test_mut_recurrent_dropout_masks_the_products_only(architecture):
+    layer = {1: MUT1, 2: MUT2, 3: MUT3}[architecture](4, 4, recurrent_dropout=0.25, dtype=torch.float64)
+    x = torch.randn(5, 3, 4, dtype=torch.float64)
+    torch.manual_seed(2)
+    out, _ = layer(x)
+    torch.manual_seed(2)
+    mask = torch.empty(3, 4, dtype=torch.float64).bernoulli_(0.75).div_(0.75)
+    ref, _ = gru_equations.mut(x, layer.cell_parameters(0, 0), hidden=4, architecture=architecture, mask=mask)
+    torch.testing.assert_close(out, ref)
+
+
+def test_recurrent_dropout_gradcheck_and_learning():
+    layer = GRU(2, 3, recurrent_dropout=0.2, dtype=torch.float64)
+    x = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
+
+    def run(inp):
+        torch.manual_seed(0)  # the same mask on every evaluation
+        return layer(inp)[0]
+
+    assert torch.autograd.gradcheck(run, (x,))
+    torch.manual_seed(0)
+    gru, head = GRU(2, 16, batch_first=True, recurrent_dropout=0.1, init="keras"), nn.Linear(16, 1)
+    opt = torch.optim.Adam([*gru.parameters(), *head.parameters()], lr=1e-2)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        xb, yb = adding_problem(64, 10, generator=gen)
+        loss = nn.functional.mse_loss(head(gru(xb)[0][:, -1]), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    gru.eval()
+    xt, yt = adding_problem(500, 10, generator=gen)
+    with torch.no_grad():
+        assert nn.functional.mse_loss(head(gru(xt)[0][:, -1]), yt) < 1 / 48

@@ -28,6 +28,12 @@ Contract
     index of the state that equals ``y_t`` (zoneout needs it), or None.
 ``dropout_states``
     indices of the states that recurrent (variational) dropout applies to when fed back.
+``dropout_in_step``
+    False (default): the runner multiplies those states by their masks before the step, which is
+    right when the step reads them only through recurrent products (LSTM's ``h``, Elman's ``h``).
+    True: the step reads a state both in a product and as memory (GRU: ``h_t = z h_{t-1} + ...``);
+    the runner then calls ``step(params, x_t, state, fed)`` with ``fed`` the masked states, for the
+    products only (Gal & Ghahramani 2016).
 ``vendor_mode`` / ``vendor_refusal()``
     name of a vendor fused op that computes exactly this cell (``"lstm"``), and ``None`` when it
     does, or a sentence saying why not.
@@ -64,6 +70,7 @@ class Cell:
     state_names: tuple[str, ...]
     output_state: int | None = 0
     dropout_states: tuple[int, ...] = (0,)
+    dropout_in_step: bool = False
     vendor_mode: str | None = None
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:  # pragma: no cover - protocol

@@ -101,9 +101,10 @@ class GRU(Cell):
     """
 
     vendor_mode = "gru"
-    # h_{t-1} is both the recurrent input and the memory carried by h_t = z h_{t-1} + ...; a mask
-    # applied to the state fed back would also erase (or rescale by 1 / (1 - p)) the memory.
-    dropout_states: tuple[int, ...] = ()
+    # h_{t-1} is both the recurrent input and the memory carried by h_t = z h_{t-1} + ...: recurrent
+    # dropout masks it in the recurrent products only (``fed``), never in the memory.
+    dropout_states: tuple[int, ...] = (0,)
+    dropout_in_step = True
 
     def __init__(
         self,
@@ -225,15 +226,16 @@ class GRU(Cell):
                 xp = xp + bias
         return xp.view(*x.shape[:-1], xp.shape[-1])
 
-    def step(self, params: Params, x_t: Tensor, state: State) -> tuple[Tensor, State]:
+    def step(self, params: Params, x_t: Tensor, state: State, fed: State | None = None) -> tuple[Tensor, State]:
         h = state[0]
+        hf = h if fed is None else fed[0]  # h_{t-1} as the recurrent products read it (masked in training)
         H = self.hidden_size
         ng = len(self.gates) * H
         w_hh = params["weight_hh"]
         x_g, x_n = x_t[..., :ng], x_t[..., ng:]
         gates_see_h = self.recurrent_blocks == self.blocks
         if self.reset_after:
-            rh = torch.matmul(h, w_hh.t())
+            rh = torch.matmul(hf, w_hh.t())
             if gates_see_h:
                 g_pre, h_n = x_g + rh[..., :ng], rh[..., ng:]
             else:
@@ -245,12 +247,12 @@ class GRU(Cell):
             n = self._sigma_c(x_n + r * h_n)
         else:
             if gates_see_h:
-                g_pre, w_n = x_g + torch.matmul(h, w_hh[:ng].t()), w_hh[ng:]
+                g_pre, w_n = x_g + torch.matmul(hf, w_hh[:ng].t()), w_hh[ng:]
             else:
                 g_pre, w_n = x_g, w_hh
             gates = self._sigma_g(g_pre)
             r = gates[..., :H]
-            n = self._sigma_c(x_n + torch.matmul(r * h, w_n.t()))
+            n = self._sigma_c(x_n + torch.matmul(r * hf, w_n.t()))
         if self.variant == "MGU":  # h_t = (1 - f_t) h_{t-1} + f_t n_t
             h_new = h + r * (n - h)
         else:  # h_t = (1 - z_t) n_t + z_t h_{t-1}
@@ -323,7 +325,8 @@ class MUT(Cell):
 
     blocks = ("z", "r", "h")
     # As for the GRU, h_t is both the recurrent input and the carried memory.
-    dropout_states: tuple[int, ...] = ()
+    dropout_states: tuple[int, ...] = (0,)
+    dropout_in_step = True
 
     def __init__(self, input_size: int, hidden_size: int, *, architecture: int = 1, bias: bool = True) -> None:
         self.input_size = _check_size("input_size", input_size, 1)
@@ -387,21 +390,22 @@ class MUT(Cell):
             xp = xp + params["bias"]
         return xp.view(*x.shape[:-1], 3 * H)
 
-    def step(self, params: Params, x_t: Tensor, state: State) -> tuple[Tensor, State]:
+    def step(self, params: Params, x_t: Tensor, state: State, fed: State | None = None) -> tuple[Tensor, State]:
         h = state[0]
+        hf = h if fed is None else fed[0]  # h_{t-1} as the recurrent products read it (masked in training)
         H = self.hidden_size
         w_hh = params["weight_hh"]
         x_z, x_r, x_h = x_t.split(H, dim=-1)
         if self.architecture == 1:
             z = torch.sigmoid(x_z)
-            r = torch.sigmoid(x_r + torch.matmul(h, w_hh[:H].t()))
+            r = torch.sigmoid(x_r + torch.matmul(hf, w_hh[:H].t()))
         elif self.architecture == 2:
-            zr = torch.sigmoid(torch.cat([x_z, x_r], dim=-1) + torch.matmul(h, w_hh[: 2 * H].t()))
+            zr = torch.sigmoid(torch.cat([x_z, x_r], dim=-1) + torch.matmul(hf, w_hh[: 2 * H].t()))
             z, r = zr[..., :H], zr[..., H:]
         else:
-            z = torch.sigmoid(x_z + torch.matmul(torch.tanh(h), w_hh[:H].t()))
-            r = torch.sigmoid(x_r + torch.matmul(h, w_hh[H : 2 * H].t()))
-        cand = torch.tanh(torch.matmul(r * h, w_hh[-H:].t()) + x_h)
+            z = torch.sigmoid(x_z + torch.matmul(torch.tanh(hf), w_hh[:H].t()))
+            r = torch.sigmoid(x_r + torch.matmul(hf, w_hh[H : 2 * H].t()))
+        cand = torch.tanh(torch.matmul(r * hf, w_hh[-H:].t()) + x_h)
         h_new = h + z * (cand - h)  # cand z + h (1 - z)
         return h_new, (h_new,)
 

@@ -42,8 +42,9 @@ class GRU(RecurrentLayer):
             ``"GRU3"`` (from the bias only).
         gate_activation, candidate_activation: ``sigma_g`` (sigmoid) and ``sigma_c`` (tanh) by
             name or callable.
-        recurrent_dropout: must be 0: ``h_{t-1}`` is the GRU's memory, and a mask on the state fed
-            back would erase it; the layer says so if asked.
+        recurrent_dropout: variational dropout rate on ``h_{t-1}`` where the recurrent products read
+            it (one mask per sequence; Gal & Ghahramani 2016); the memory term ``z h_{t-1}`` keeps
+            the unmasked state.
         zoneout: zoneout rate for ``h`` (Krueger et al. 2016).
         init: ``"pytorch"`` (U(-1/sqrt(H), 1/sqrt(H)), as ``torch.nn.GRU``) or ``"keras"``
             (Glorot input weights, orthogonal recurrent weights, zero biases).
@@ -237,6 +238,7 @@ class _MUTLayer(RecurrentLayer):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         *,
+        recurrent_dropout: float = 0.0,
         zoneout: float | Sequence[float] = 0.0,
         init: str = "pytorch",
         fast: dispatch.Fast = "auto",
@@ -251,6 +253,7 @@ class _MUTLayer(RecurrentLayer):
             bidirectional=bidirectional,
             batch_first=batch_first,
             dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
             zoneout=zoneout,
             init=init,
             fast=fast,
@@ -269,8 +272,8 @@ class MUT1(_MUTLayer):
 
     ``tanh(x_t)`` enters a vector of ``hidden_size``, so every layer needs its input size equal to
     ``hidden_size`` (a bidirectional stack of two or more layers is refused). Arguments, shapes and
-    returns as :class:`GRU` (``output, h_n``), with ``zoneout``, ``init`` and ``fast``; parameters
-    ``weight_ih_l{k}`` (``W_xz, W_xr``), ``weight_hh_l{k}`` (``W_hr, W_hh``), ``bias_l{k}``
+    returns as :class:`GRU` (``output, h_n``), with ``recurrent_dropout``, ``zoneout``, ``init`` and
+    ``fast``; parameters ``weight_ih_l{k}`` (``W_xz, W_xr``), ``weight_hh_l{k}`` (``W_hr, W_hh``), ``bias_l{k}``
     (``b_z, b_r, b_h``). Runs the reference loop (no fused op computes it).
 
     Example:

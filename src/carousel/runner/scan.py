@@ -73,10 +73,11 @@ def scan(
     # unbind, not xp[t]: the gradient of each indexing would be a zero tensor of the whole
     # sequence, which makes the backward pass quadratic in the length.
     for t, x_t in enumerate(xp.unbind(0)):
-        fed = state
-        if dropout_masks is not None:
+        if dropout_masks is None:
+            y, new = cell.step(params, x_t, state)
+        else:
             fed = tuple(s if m is None else s * m for s, m in zip(state, dropout_masks))
-        y, new = cell.step(params, x_t, fed)
+            y, new = cell.step(params, x_t, state, fed) if cell.dropout_in_step else cell.step(params, x_t, fed)
         if zoneout_masks is not None:
             new = tuple(
                 s if m is None else torch.where(m[t].bool(), old, s) for old, s, m in zip(state, new, zoneout_masks)
