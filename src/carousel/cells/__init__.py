@@ -2,6 +2,20 @@
 
 from carousel.cells.base import Cell, check_cell
 from carousel.cells.gru import GRU, MUT
+from carousel.cells.indrnn import IndRNN, recurrent_bound
 from carousel.cells.lstm import LSTM
+from carousel.cells.simple import Elman, FullyRecurrent, Jordan, RecurrentMLP
 
-__all__ = ["GRU", "LSTM", "MUT", "Cell", "check_cell"]
+__all__ = [
+    "GRU",
+    "LSTM",
+    "MUT",
+    "Cell",
+    "Elman",
+    "FullyRecurrent",
+    "IndRNN",
+    "Jordan",
+    "RecurrentMLP",
+    "check_cell",
+    "recurrent_bound",
+]

@@ -78,11 +78,12 @@ def recurrent_layers() -> dict[str, type]:
         'LSTM'
     """
     import carousel.nn
+    from carousel.runner import RecurrentLayer
 
     found = {}
     for name in getattr(carousel.nn, "__all__", dir(carousel.nn)):
         obj = getattr(carousel.nn, name, None)
-        if isinstance(obj, type) and issubclass(obj, nn.Module) and not name.endswith("Cell"):
+        if isinstance(obj, type) and issubclass(obj, RecurrentLayer):
             found[name.lower()] = obj
     return found
 
