@@ -70,12 +70,14 @@ def _params(layer, k=0, d=0):
 
 
 # ---------------------------------------------------------------- Elman against torch.nn.RNN
-def _pair(nonlinearity, layers, bidirectional, batch_first):
+def _pair(nonlinearity, layers, bidirectional, batch_first, fast="auto"):
     ref = nn.RNN(3, 5, layers, nonlinearity=nonlinearity, batch_first=batch_first, bidirectional=bidirectional)
     ref = ref.double()
     ours = ElmanRNN(
-        3, 5, layers, nonlinearity=nonlinearity, batch_first=batch_first, bidirectional=bidirectional, dtype=F64
+        3, 5, layers, nonlinearity=nonlinearity, batch_first=batch_first, bidirectional=bidirectional, dtype=F64,
+        fast=fast,
     )
+    assert ours.implementation == ("reference" if fast is False else "vendor")
     assert str(ours.load_state_dict(ref.state_dict())) == "<All keys matched successfully>"
     assert [n for n, _ in ours.named_parameters()] == [n for n, _ in ref.named_parameters()]
     return ref, ours
@@ -85,12 +87,13 @@ def _grads(module, *tensors):
     return [p.grad.clone() for p in module.parameters()] + [t.grad.clone() for t in tensors]
 
 
+@pytest.mark.parametrize("fast", ["auto", False], ids=["vendor", "reference"])
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("batch_first", [False, True])
-def test_elman_equals_torch_rnn(nonlinearity, layers, bidirectional, batch_first):
-    ref, ours = _pair(nonlinearity, layers, bidirectional, batch_first)
+def test_elman_equals_torch_rnn(nonlinearity, layers, bidirectional, batch_first, fast):
+    ref, ours = _pair(nonlinearity, layers, bidirectional, batch_first, fast)
     D = 2 if bidirectional else 1
     T, B = 6, 4
     shape = (B, T, 3) if batch_first else (T, B, 3)
@@ -323,7 +326,7 @@ def test_jordan_state_is_the_output_only_without_decay():
         (lambda: ElmanRNN(3, 4, init="glorot"), "init: expected one of ['pytorch', 'keras'], got 'glorot'"),
         (lambda: ElmanRNN(3, 4, num_layers=0), "num_layers: expected an integer >= 1, got 0"),
         (lambda: ElmanRNN(3, 4, dropout=1.0), "dropout: expected a probability in [0, 1), got 1.0"),
-        (lambda: ElmanRNN(3, 4, fast=True), "fast: True asks for a fast path"),
+        (lambda: ElmanRNN(3, 4, nonlinearity="softsign", fast=True), "fast: True asks for a fast path"),
         (lambda: JordanRNN(3, 4, 0), "output_size: expected an integer >= 1, got 0"),
         (lambda: JordanRNN(3, 4, 2, decay=1.0), "decay: expected a number in [0, 1), got 1.0"),
         (lambda: JordanRNN(3, 4, 2, output_activation="nope"), "output_activation: expected one of"),
@@ -358,9 +361,11 @@ def test_bad_inputs():
         rmlp(torch.randn(6, 2, 3), torch.zeros(1, 2, 4))
 
 
-def test_vendor_refusals_are_reported():
-    assert "reference" == ElmanRNN(3, 4).implementation
-    for cell in (Elman(3, 4), Jordan(3, 4, 2), FullyRecurrent(3, 4), RecurrentMLP(3, (4,))):
+def test_vendor_path_and_refusals():
+    assert ElmanRNN(3, 4).implementation == "vendor" and ElmanRNN(3, 4, nonlinearity="relu").implementation == "vendor"
+    assert ElmanRNN(3, 4, zoneout=0.1).implementation == "reference"
+    assert "the vendor ops take 'tanh' or 'relu' only" in Elman(3, 4, nonlinearity="softsign").vendor_refusal()
+    for cell in (Jordan(3, 4, 2), FullyRecurrent(3, 4), RecurrentMLP(3, (4,))):
         assert cell.vendor_mode is None and isinstance(cell.vendor_refusal(), str)
 
 

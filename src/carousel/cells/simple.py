@@ -101,6 +101,9 @@ class Elman(Cell):
         self.bias = bool(bias)
         self.output_size = hidden_size
         self.state_sizes = (hidden_size,)
+        # torch.rnn_tanh / torch.rnn_relu compute exactly this cell for those two nonlinearities
+        self.vendor_mode = {"tanh": "rnn_tanh", "relu": "rnn_relu"}.get(nonlinearity) if isinstance(
+            nonlinearity, str) else None
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         H = self.hidden_size
@@ -127,7 +130,9 @@ class Elman(Cell):
                 p.zero_()
 
     def vendor_refusal(self) -> str | None:
-        return "no vendor fused op is bound for the Elman cell (torch.rnn_tanh / torch.rnn_relu)"
+        if self.vendor_mode is None:
+            return f"nonlinearity={_activation_repr(self.nonlinearity)} (the vendor ops take 'tanh' or 'relu' only)"
+        return None
 
     def project(self, params: Params, x: Tensor) -> Tensor:
         """``W_ih x_t + b_ih + b_hh`` for every step at once."""

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-_OPS = {"lstm": torch.lstm, "gru": torch.gru}
+_OPS = {"lstm": torch.lstm, "gru": torch.gru, "rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu}
 MODES = tuple(_OPS)  # the vendor ops a cell can name as its vendor_mode
 # Ops that take ``hx`` as one tensor rather than a tuple.
-_SINGLE_STATE = frozenset({"gru"})
+_SINGLE_STATE = frozenset({"gru", "rnn_tanh", "rnn_relu"})
 
 
 def _hx(mode: str, hx: tuple[Tensor, ...]) -> Tensor | tuple[Tensor, ...]:

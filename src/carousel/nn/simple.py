@@ -31,8 +31,8 @@ class ElmanRNN(RecurrentLayer):
         recurrent_dropout: variational dropout on ``h_{t-1}`` (Gal & Ghahramani 2016).
         zoneout: zoneout rate for ``h`` (Krueger et al. 2016).
         init: ``"pytorch"`` (U(-1/sqrt(H), 1/sqrt(H)), as ``torch.nn.RNN``) or ``"keras"``.
-        fast: as :class:`carousel.nn.LSTM`; the Elman cell has no bound fused op, so ``"auto"``
-            runs the reference loop and ``True`` raises with the reason.
+        fast: as :class:`carousel.nn.LSTM`: ``"auto"`` runs torch's fused ``rnn_tanh`` /
+            ``rnn_relu`` when the configuration is exactly theirs, else the reference loop.
 
     Shapes: input ``(T, B, I)`` (``(B, T, I)`` if ``batch_first``), ``(T, I)`` unbatched, or a
     ``PackedSequence``; ``h_0`` of shape ``(D * num_layers, B, H)``. Returns ``output, h_n`` as
