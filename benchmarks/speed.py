@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 import torch
 
 from _machine import OtherLoad, load_average
-from carousel.nn import LSTM
+from carousel.nn import GRU, LSTM, ElmanRNN, IndRNN, JordanRNN
 
 # (input_size, hidden_size, batch, steps)
 SIZES: list[tuple[int, int, int, int]] = [
@@ -81,6 +81,16 @@ CONFIGS: dict[str, dict[str, object]] = {
     "zoneout": {"zoneout": 0.1},
     "recurrent_dropout": {"recurrent_dropout": 0.1},
     "reference": {"fast": False},
+}
+# The other cells of the family, each against the same torch.nn.LSTM (the common yardstick), with
+# what runs them in the impl column: `--configs cells` runs them all.
+CELLS: dict[str, Callable[[int, int], torch.nn.Module]] = {
+    "GRU": lambda i, h: GRU(i, h),
+    "GRU_reset_before": lambda i, h: GRU(i, h, reset_after=False),
+    "MGU": lambda i, h: GRU(i, h, variant="MGU"),
+    "Elman": lambda i, h: ElmanRNN(i, h),
+    "Jordan": lambda i, h: JordanRNN(i, h, h),
+    "IndRNN": lambda i, h: IndRNN(i, h),
 }
 MODES = ("forward", "forward+backward")
 
@@ -132,12 +142,15 @@ def parse_sizes(text: str) -> list[int]:
 
 def parse_configs(text: str) -> list[str]:
     if text == "all":
-        return list(CONFIGS)
-    by_lower = {name.lower(): name for name in CONFIGS}
+        return [*CONFIGS, *CELLS]
+    if text == "cells":
+        return list(CELLS)
+    by_lower = {name.lower(): name for name in [*CONFIGS, *CELLS]}
     picked = []
     for name in (s.strip() for s in text.split(",") if s.strip()):
         if name.lower() not in by_lower:
-            raise argparse.ArgumentTypeError(f"unknown configuration {name!r}; expected 'all' or among {list(CONFIGS)}")
+            raise argparse.ArgumentTypeError(
+                f"unknown configuration {name!r}; expected 'all', 'cells' or among {[*CONFIGS, *CELLS]}")
         picked.append(by_lower[name.lower()])
     if not picked:
         raise argparse.ArgumentTypeError("expected at least one configuration")
@@ -149,10 +162,13 @@ def build(config: str, size: tuple[int, int, int, int], seed: int = 0) -> tuple[
     input_size, hidden_size, batch, steps = size
     torch.manual_seed(seed)
     reference = torch.nn.LSTM(input_size, hidden_size)
-    ours = LSTM(input_size, hidden_size, **CONFIGS[config])  # type: ignore[arg-type]
-    own = ours.state_dict()
-    shared = {k: v for k, v in reference.state_dict().items() if k in own and own[k].shape == v.shape}
-    ours.load_state_dict(shared, strict=False)
+    if config in CELLS:
+        ours = CELLS[config](input_size, hidden_size)
+    else:
+        ours = LSTM(input_size, hidden_size, **CONFIGS[config])  # type: ignore[arg-type]
+        own = ours.state_dict()
+        shared = {k: v for k, v in reference.state_dict().items() if k in own and own[k].shape == v.shape}
+        ours.load_state_dict(shared, strict=False)
     reference.train()
     ours.train()
     x = torch.randn(steps, batch, input_size)
@@ -301,12 +317,13 @@ def table(rows: list[Row]) -> str:
             cells = ["–", "–", "–", "–", "–", "–", "–"]
         else:
             paired = row.paired()
+            median_c = statistics.median(row.carousel_s)
             cells = [
                 fmt_ms(row.torch_s),
                 fmt_ms(row.carousel_s),
                 f"{row.ratio():.3f}",
                 "–" if paired is None else f"{paired[0]:.3f} [{paired[1]:.3f}–{paired[2]:.3f}]",
-                fmt_rate(flops(row.size, row.mode) / statistics.median(row.carousel_s) / 1e9),
+                "–" if row.config in CELLS else fmt_rate(flops(row.size, row.mode) / median_c / 1e9),
                 f"{row.repeats} x {row.number}",
                 "n/a" if row.others is None else f"{100 * row.others:.0f}%",
             ]
@@ -398,7 +415,8 @@ def main(argv: list[str] | None = None) -> int:
         "--configs",
         type=parse_configs,
         default=list(CONFIGS),
-        help=f"'all' or comma-separated among {', '.join(CONFIGS)} (default: all)",
+        help=f"'all', 'cells' (the other cells of the family, against the same torch.nn.LSTM) or comma-separated "
+        f"among {', '.join([*CONFIGS, *CELLS])} (default: the LSTM configurations {', '.join(CONFIGS)})",
     )
     parser.add_argument(
         "--modes",
