@@ -8,9 +8,10 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint bench bench-keras install clean
 
-$(STAMP): pyproject.toml requirements/pinned.txt
+$(STAMP): pyproject.toml requirements/pinned.txt requirements/reference.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH)" -r requirements/pinned.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements/reference.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
