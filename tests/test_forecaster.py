@@ -518,3 +518,13 @@ def test_history_backtest_load_and_data_edge_errors(tmp_path):
         seasonal_naive_forecast([1.0, 2.0], 3, season=0)
     with pytest.raises(ValueError, match=r"history: expected at least season=4 observations, got 2"):
         seasonal_naive_forecast([1.0, 2.0], 3, season=4)
+
+
+def test_every_runner_layer_by_name_or_a_clear_error():
+    y = seasonal()
+    small = dict(TINY, hidden_size=4)
+    for name in ("gru", "elmanrnn", "indrnn", "slstm", "ctrnn", "secondorderrnn"):
+        assert Forecaster(cell=name, **small).fit(y).predict(2).shape == (2,)
+    assert Forecaster(cell="jordanrnn", cell_options=dict(output_size=3), **small).fit(y).predict(1).shape == (1,)
+    with pytest.raises(ValueError, match=r"cell: expected a layer built as MTRNN\(input_size, hidden_size.*fast_size"):
+        Forecaster(cell="mtrnn", **small).fit(y)

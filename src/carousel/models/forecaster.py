@@ -118,12 +118,19 @@ class _Network(nn.Module):
     ) -> None:
         super().__init__()
         self.lookback, self.n_inputs = lookback, n_inputs
-        self.rnn = layer(
-            n_inputs, hidden_size, num_layers=num_layers, batch_first=True,
-            dropout=dropout if num_layers > 1 else 0.0, **cell_options,
-        )  # fmt: skip
-        with torch.no_grad():
-            width = self.rnn(torch.zeros(1, 1, n_inputs))[0].shape[-1]
+        try:
+            self.rnn = layer(
+                n_inputs, hidden_size, num_layers=num_layers, batch_first=True,
+                dropout=dropout if num_layers > 1 else 0.0, **cell_options,
+            )  # fmt: skip
+            with torch.no_grad():
+                width = self.rnn(torch.zeros(1, 1, n_inputs))[0].shape[-1]
+        except TypeError as err:  # a layer that needs more than torch.nn.LSTM's arguments and input
+            raise ValueError(
+                f"cell: expected a layer built as {layer.__name__}(input_size, hidden_size, num_layers=..., "
+                f"batch_first=True, dropout=..., **cell_options) and called on the input alone, got {err} "
+                "(give the missing arguments in cell_options)"
+            ) from err
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(width + n_future, n_outputs)
         self.skip = nn.Linear(lookback * n_inputs, n_outputs, bias=False) if linear_skip else None
