@@ -16,7 +16,10 @@ Contract
 ``reset_parameters(params, init)``
     initialise ``params`` (a dict of the tensors named above) in place, under scheme ``init``.
 ``state_sizes`` / ``state_names``
-    one entry per state tensor; state ``k`` has shape ``(batch, state_sizes[k])``.
+    one entry per state tensor; state ``k`` has shape ``(batch, *as_shape(state_sizes[k]))``: an int for a
+    vector state, a tuple such as ``(C, H, W)`` for a feature map.
+``input_shape`` (optional)
+    shape of one step of input without the batch; ``(input_size,)`` when absent.
 ``output_size``
     feature size of the per-step output ``y_t``.
 ``project(params, x)``
@@ -41,7 +44,7 @@ Contract
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -66,7 +69,7 @@ class Cell:
 
     input_size: int
     output_size: int
-    state_sizes: tuple[int, ...]
+    state_sizes: tuple[int | tuple[int, ...], ...]
     state_names: tuple[str, ...]
     output_state: int | None = 0
     dropout_states: tuple[int, ...] = (0,)
@@ -91,7 +94,17 @@ class Cell:
 
     def init_state(self, batch: int, *, dtype: torch.dtype, device: torch.device) -> State:
         """Zeros for every state tensor."""
-        return tuple(torch.zeros(batch, n, dtype=dtype, device=device) for n in self.state_sizes)
+        return tuple(torch.zeros(batch, *as_shape(n), dtype=dtype, device=device) for n in self.state_sizes)
+
+
+def as_shape(size: int | Sequence[int]) -> tuple[int, ...]:
+    """A state size or input size as a shape: ``5 -> (5,)``, ``(3, 8, 8) -> (3, 8, 8)``."""
+    return (size,) if isinstance(size, int) else tuple(size)
+
+
+def input_shape(cell: object) -> tuple[int, ...]:
+    """Shape of one step of the cell's input without the batch."""
+    return as_shape(getattr(cell, "input_shape", cell.input_size))  # type: ignore[attr-defined]
 
 
 def check_cell(cell: object) -> Cell:

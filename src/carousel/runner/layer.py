@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from carousel.cells.base import Cell, check_cell
+from carousel.cells.base import Cell, as_shape, check_cell, input_shape
 from carousel.kernels import vendor
 from carousel.runner import dispatch
 from carousel.runner.scan import variational_masks, zoneout_masks
@@ -99,6 +99,7 @@ class RecurrentLayer(nn.Module):
             size = num_dirs * cell.output_size
         self.cells = cells
         self.input_size = input_size
+        self._input_shape = input_shape(cells[0])
         names = cells[0].state_names
         if any(c.state_names != names for c in cells):
             raise ValueError("make_cell: expected every layer's cell to have the same states")
@@ -182,19 +183,20 @@ class RecurrentLayer(nn.Module):
             if lengths is not None or mask is not None:
                 raise ValueError("lengths: a PackedSequence carries its own lengths, got lengths= or mask= as well")
             ref = self._parameters[self._flat_names[0]]
-            check_input("input", input.data, self.input_size, ref)
+            check_input("input", input.data, self._input_shape, ref)
             batch, unbatched = int(input.batch_sizes[0]), False
         elif isinstance(input, Tensor):
-            if input.dim() not in (2, 3):
+            nd = len(self._input_shape)
+            if input.dim() not in (nd + 1, nd + 2):
                 raise ValueError(
-                    f"input: expected a 3-D batched tensor {self._layout()} or a 2-D unbatched one, "
+                    f"input: expected a {nd + 2}-D batched tensor {self._layout()} or a {nd + 1}-D unbatched one, "
                     f"got {input.dim()}-D with shape {tuple(input.shape)}"
                 )
             ref = self._parameters[self._flat_names[0]]
-            unbatched = input.dim() == 2
+            unbatched = input.dim() == nd + 1
             if unbatched:
                 input = input.unsqueeze(0 if self.batch_first else 1)
-            check_input("input", input, self.input_size, ref)
+            check_input("input", input, self._input_shape, ref)
             batch = input.shape[0 if self.batch_first else 1]
         else:
             raise TypeError(f"input: expected a Tensor or PackedSequence, got {type(input).__name__}")
@@ -293,9 +295,9 @@ class RecurrentLayer(nn.Module):
                 outs.append(y)
                 kept_k.append(ks)
                 finals.append(s_final)
-            x = outs[0] if num_dirs == 1 else torch.cat(outs, dim=-1)
+            x = outs[0] if num_dirs == 1 else torch.cat(outs, dim=2)
             if k == self.num_layers - 1:
-                kept = [torch.cat([kd[j] for kd in kept_k], dim=-1) for j in range(len(self._keep))]
+                kept = [torch.cat([kd[j] for kd in kept_k], dim=2) for j in range(len(self._keep))]
             elif self.dropout > 0.0:
                 x = F.dropout(x, self.dropout, self.training)
         final = tuple(torch.stack([f[j] for f in finals]) for j in range(len(state)))
@@ -329,10 +331,11 @@ class RecurrentLayer(nn.Module):
 
     def _zeros(self, batch: int, like: Tensor) -> tuple[Tensor, ...]:
         n = self.num_layers * (2 if self.bidirectional else 1)
-        return tuple(like.new_zeros(n, batch, size) for size in self.cells[0].state_sizes)
+        return tuple(like.new_zeros(n, batch, *as_shape(size)) for size in self.cells[0].state_sizes)
 
     def _layout(self) -> str:
-        return "(batch, time, features)" if self.batch_first else "(time, batch, features)"
+        step = "features" if len(self._input_shape) == 1 else ", ".join(map(str, self._input_shape))
+        return f"(batch, time, {step})" if self.batch_first else f"(time, batch, {step})"
 
     def _check_state(self, hx: StateArg, batch: int, unbatched: bool, ref: Tensor) -> tuple[Tensor, ...] | None:
         if hx is None:
@@ -349,7 +352,7 @@ class RecurrentLayer(nn.Module):
             label = f"hx[{j}] ({name}_0)"
             if not isinstance(s, Tensor):
                 raise TypeError(f"{label}: expected a Tensor, got {type(s).__name__}")
-            expected = (n, size) if unbatched else (n, batch, size)
+            expected = (n, *as_shape(size)) if unbatched else (n, batch, *as_shape(size))
             if tuple(s.shape) != expected:
                 kind = "unbatched input" if unbatched else "batched input"
                 raise ValueError(

@@ -38,6 +38,11 @@ def zoneout_masks(state: State, rates: Sequence[float], steps: int, training: bo
     )
 
 
+def _fit(m: Tensor, s: Tensor) -> Tensor:
+    """A ``(B, 1)`` step mask viewed to broadcast against ``s`` of shape ``(B, ...)``."""
+    return m.view(m.shape[0], *([1] * (s.dim() - 1)))
+
+
 def scan(
     cell: Cell,
     params: Params,
@@ -87,11 +92,11 @@ def scan(
             new = tuple(s if z == 0.0 else z * old + (1.0 - z) * s for old, s, z in zip(state, new, zoneout))
             y = new[cell.output_state]  # type: ignore[index]
         if smask is not None:
-            m = smask[t]
-            new = tuple(torch.where(m, s, old) for s, old in zip(new, state))
-            y = y * m
+            m = smask[t]  # (B, 1): viewed as (B, 1, ..., 1) against each state
+            new = tuple(torch.where(_fit(m, s), s, old) for s, old in zip(new, state))
+            y = y * _fit(m, y)
         state = new
         outputs.append(y)
         for j, k in enumerate(keep_states):
-            kept[j].append(state[k] if smask is None else state[k] * smask[t])
+            kept[j].append(state[k] if smask is None else state[k] * _fit(smask[t], state[k]))
     return torch.stack(outputs), state, [torch.stack(seq) for seq in kept]

@@ -7,11 +7,18 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from carousel.cells.base import as_shape
 
-def check_input(name: str, x: Tensor, input_size: int, ref: Tensor) -> None:
-    """Feature size, dtype and device of an input against the parameters ``ref`` belongs to."""
-    if x.shape[-1] != input_size:
-        raise ValueError(f"{name}: expected {input_size} features (input_size), got {x.shape[-1]}")
+
+def check_input(name: str, x: Tensor, input_size: int | tuple[int, ...], ref: Tensor) -> None:
+    """Feature size (or per-step shape), dtype and device of an input against the parameters ``ref``
+    belongs to."""
+    if isinstance(input_size, tuple) and len(input_size) > 1:
+        got = tuple(x.shape[max(x.dim() - len(input_size), 0) :])
+        if got != input_size:
+            raise ValueError(f"{name}: expected each step of shape {input_size}, got {got}")
+    elif x.shape[-1] != as_shape(input_size)[0]:
+        raise ValueError(f"{name}: expected {as_shape(input_size)[0]} features (input_size), got {x.shape[-1]}")
     if x.dtype != ref.dtype:
         raise TypeError(f"{name}: expected dtype {ref.dtype} (the parameters' dtype), got {x.dtype}")
     if x.device != ref.device:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from carousel.cells.base import as_shape
 from carousel.runner import dispatch
 from carousel.runner.sequence import check_input
 
@@ -49,7 +50,9 @@ class Stream:
         if state is None:
             n = self.layer.num_layers
             sizes = self.layer.cells[0].state_sizes
-            self.state = tuple(torch.zeros(n, self.batch, s, dtype=ref.dtype, device=ref.device) for s in sizes)
+            self.state = tuple(
+                torch.zeros(n, self.batch, *as_shape(s), dtype=ref.dtype, device=ref.device) for s in sizes
+            )
         else:
             checked = self.layer._check_state(state, self.batch, False, ref)
             assert checked is not None
@@ -59,12 +62,14 @@ class Stream:
     def step(self, x_t: Tensor) -> Tensor:
         """One step: returns the output for ``x_t``, shaped like ``x_t`` with the output size."""
         layer = self.layer
-        if not isinstance(x_t, Tensor) or x_t.dim() not in (1, 2):
+        shape = layer._input_shape  # (features,), or e.g. (channels, height, width) for a ConvLSTM
+        nd = len(shape)
+        if not isinstance(x_t, Tensor) or x_t.dim() not in (nd, nd + 1):
             got = f"{x_t.dim()}-D" if isinstance(x_t, Tensor) else type(x_t).__name__
-            raise ValueError(f"x_t: expected a (batch, features) or (features,) tensor, got {got}")
-        single = x_t.dim() == 1
-        x = x_t.reshape(1, self.batch, -1)  # (T=1, B, I)
-        check_input("x_t", x, layer.input_size, next(iter(layer.parameters())))
+            raise ValueError(f"x_t: expected a (batch, *{shape}) or {shape} tensor, got {got}")
+        single = x_t.dim() == nd
+        x = x_t.reshape(1, self.batch, *x_t.shape[x_t.dim() - nd :])  # (T=1, B, *step shape)
+        check_input("x_t", x, shape, next(iter(layer.parameters())))
         if layer.implementation == "vendor":
             out, state, _ = layer._forward_vendor(
                 x.transpose(0, 1) if layer.batch_first else x, self.state, None, None, False
