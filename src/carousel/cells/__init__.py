@@ -1,6 +1,7 @@
 """Cells: one time step of math each, run over time by :mod:`carousel.runner`."""
 
 from carousel.cells.base import Cell, check_cell
+from carousel.cells.conv import ConvGRU, ConvLSTM
 from carousel.cells.ctrnn import CTRNN, MTRNN
 from carousel.cells.gru import GRU, MUT
 from carousel.cells.indrnn import IndRNN, recurrent_bound
@@ -20,6 +21,8 @@ __all__ = [
     "SLSTM",
     "TLSTM",
     "Cell",
+    "ConvGRU",
+    "ConvLSTM",
     "Elman",
     "FullyRecurrent",
     "IndRNN",

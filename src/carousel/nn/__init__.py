@@ -1,5 +1,6 @@
 """User-facing recurrent layers, with ``torch.nn``'s arguments, returns and parameter names."""
 
+from carousel.nn.conv import ConvGRU1d, ConvGRU2d, ConvGRU3d, ConvLSTM1d, ConvLSTM2d, ConvLSTM3d
 from carousel.nn.ctrnn import CTRNN, MTRNN
 from carousel.nn.gru import GRU, MUT1, MUT2, MUT3, GRUCell
 from carousel.nn.indrnn import IndRNN, ResIndRNN
@@ -20,6 +21,12 @@ __all__ = [
     "MUT3",
     "SLSTM",
     "TLSTM",
+    "ConvGRU1d",
+    "ConvGRU2d",
+    "ConvGRU3d",
+    "ConvLSTM1d",
+    "ConvLSTM2d",
+    "ConvLSTM3d",
     "ElmanRNN",
     "FullyRecurrentRNN",
     "GRUCell",
