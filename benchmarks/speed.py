@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 import torch
 
 from _machine import OtherLoad, load_average
-from carousel.nn import GRU, LSTM, ElmanRNN, IndRNN, JordanRNN
+from carousel.nn import CTRNN, GRU, LSTM, MUT3, SLSTM, ElmanRNN, FullyRecurrentRNN, IndRNN, JordanRNN, RecurrentMLP
 
 # (input_size, hidden_size, batch, steps)
 SIZES: list[tuple[int, int, int, int]] = [
@@ -91,7 +91,15 @@ CELLS: dict[str, Callable[[int, int], torch.nn.Module]] = {
     "Elman": lambda i, h: ElmanRNN(i, h),
     "Jordan": lambda i, h: JordanRNN(i, h, h),
     "IndRNN": lambda i, h: IndRNN(i, h),
+    "MUT3": lambda i, h: MUT3(i, h),
+    "FullyRecurrent": lambda i, h: FullyRecurrentRNN(i, h),
+    "RecurrentMLP": lambda i, h: RecurrentMLP(i, (h,)),
+    "CTRNN": lambda i, h: CTRNN(i, h),
+    "sLSTM": lambda i, h: SLSTM(i, h, num_heads=4 if h % 4 == 0 else 1),
 }
+# Not timed here: the second-order RNN (its H x H x I weight tensor is 256 MB at the largest size),
+# mLSTM (a (H/heads)^2 matrix memory per head and row), the T-LSTM (it takes elapsed times) and the
+# convolutional cells (feature-map inputs).
 MODES = ("forward", "forward+backward")
 
 # Default repeats (pairs): (standard, other configurations), normal and --quick.
