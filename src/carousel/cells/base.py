@@ -44,6 +44,7 @@ Contract
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -62,6 +63,40 @@ _REQUIRED = (
     "project",
     "step",
 )
+
+
+INITS = ("pytorch", "keras")  # the initialisation schemes every cell offers
+
+
+def check_size(name: str, value: object, minimum: int) -> int:
+    """``value`` when it is an integer >= ``minimum``; else a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_init(init: object) -> None:
+    """A ValueError naming ``init`` unless it is one of :data:`INITS`."""
+    if init not in INITS:
+        raise ValueError(f"init: expected one of {list(INITS)}, got {init!r}")
+
+
+def init_standard(params: dict[str, Tensor], init: str, hidden_size: int) -> None:
+    """The initialisation shared by the cells with ``weight_ih`` / ``weight_hh`` / biases, in place:
+    ``"pytorch"``: every tensor ~ U(-1/sqrt(H), 1/sqrt(H)) (as ``torch.nn.RNN/GRU/LSTM``);
+    ``"keras"``: Glorot-uniform ``weight_ih``, orthogonal ``weight_hh``, zeros elsewhere."""
+    check_init(init)
+    stdv = 1.0 / math.sqrt(hidden_size)
+    with torch.no_grad():
+        for name, p in params.items():
+            if init == "pytorch":
+                p.uniform_(-stdv, stdv)
+            elif name == "weight_hh":
+                torch.nn.init.orthogonal_(p)
+            elif name == "weight_ih":
+                torch.nn.init.xavier_uniform_(p)
+            else:
+                p.zero_()
 
 
 class Cell:

@@ -44,9 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from carousel.cells.base import Cell, Params, State
+from carousel.cells.base import INITS, Cell, Params, State
 
-INITS = ("pytorch", "keras")
 PEEPHOLES = (True, False, "hadamard", "channel")
 _CONV: dict[int, Callable[..., Tensor]] = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 

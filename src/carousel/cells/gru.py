@@ -28,22 +28,14 @@ lack a term leaves that block out of the matrix that would hold it and keeps the
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
-from carousel.cells.base import Cell, Params, State
+from carousel.cells.base import Cell, Params, State, init_standard
+from carousel.cells.base import check_size as _check_size
 from carousel.ops.activations import Activation, activation_name, resolve_activation
 
 VARIANTS = ("standard", "MGU", "GRU1", "GRU2", "GRU3")
-INITS = ("pytorch", "keras")
-
-
-def _check_size(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return value
 
 
 def _rows(p: Tensor, blocks: tuple[str, ...], block: str, size: int) -> Tensor:
@@ -165,18 +157,7 @@ class GRU(Cell):
         """Initialise in place. ``"pytorch"``: every weight and bias ~ U(-1/sqrt(H), 1/sqrt(H)),
         as ``torch.nn.GRU``. ``"keras"``: Glorot-uniform input weights, orthogonal recurrent
         weights, zero biases, as Keras's GRU layer."""
-        if init not in INITS:
-            raise ValueError(f"init: expected one of {list(INITS)}, got {init!r}")
-        stdv = 1.0 / math.sqrt(self.hidden_size)
-        for name, p in params.items():
-            if init == "pytorch":
-                p.uniform_(-stdv, stdv)
-            elif name == "weight_hh":
-                torch.nn.init.orthogonal_(p)
-            elif name == "weight_ih":
-                torch.nn.init.xavier_uniform_(p)
-            else:
-                p.zero_()
+        init_standard(params, init, self.hidden_size)
 
     def vendor_refusal(self) -> str | None:
         reasons = []
@@ -361,18 +342,7 @@ class MUT(Cell):
     def reset_parameters(self, params: dict[str, Tensor], init: str) -> None:
         """Initialise in place: ``"pytorch"`` (all ~ U(-1/sqrt(H), 1/sqrt(H))) or ``"keras"``
         (Glorot-uniform input weights, orthogonal recurrent weights, zero biases)."""
-        if init not in INITS:
-            raise ValueError(f"init: expected one of {list(INITS)}, got {init!r}")
-        stdv = 1.0 / math.sqrt(self.hidden_size)
-        for name, p in params.items():
-            if init == "pytorch":
-                p.uniform_(-stdv, stdv)
-            elif name == "weight_hh":
-                torch.nn.init.orthogonal_(p)
-            elif name == "weight_ih":
-                torch.nn.init.xavier_uniform_(p)
-            else:
-                p.zero_()
+        init_standard(params, init, self.hidden_size)
 
     def project(self, params: Params, x: Tensor) -> Tensor:
         """The input side of ``z, r, h`` for every step: ``[W_xz x; W_xr x; W_xh x] + b``, with

@@ -33,21 +33,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from carousel.cells.base import Cell, Params, State
+from carousel.cells.base import INITS, Cell, Params, State
+from carousel.cells.base import check_size as _check_size
 from carousel.kernels.lstm_engine import ACTIVATION_CODES
 from carousel.ops.activations import Activation, activation_name, resolve_activation
 
 VARIANTS = ("vanilla", "NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR", "full_peephole")
-INITS = ("pytorch", "keras")
 
 # Greff et al.'s variants all keep the peepholes of their vanilla LSTM, except NP ("no peepholes").
 _PEEPHOLE_DEFAULT = {v: v not in ("vanilla", "NP", "full_peephole") for v in VARIANTS}
-
-
-def _check_size(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return value
 
 
 class LSTM(Cell):

@@ -27,21 +27,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from carousel.cells.base import Cell, Params, State
+from carousel.cells.base import Cell, Params, State, init_standard
+from carousel.cells.base import check_init as _check_init
+from carousel.cells.base import check_size as _check_size
 from carousel.ops.activations import Activation, resolve_activation
-
-INITS = ("pytorch", "keras")
-
-
-def _check_size(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _check_init(init: str) -> None:
-    if init not in INITS:
-        raise ValueError(f"init: expected one of {list(INITS)}, got {init!r}")
 
 
 def _affine(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -117,17 +106,7 @@ class Elman(Cell):
     def reset_parameters(self, params: dict[str, Tensor], init: str) -> None:
         """``"pytorch"``: everything ~ U(-1/sqrt(H), 1/sqrt(H)), as ``torch.nn.RNN``. ``"keras"``:
         Glorot-uniform ``weight_ih``, orthogonal ``weight_hh``, zero biases, as Keras's SimpleRNN."""
-        _check_init(init)
-        stdv = 1.0 / math.sqrt(self.hidden_size)
-        for name, p in params.items():
-            if init == "pytorch":
-                p.uniform_(-stdv, stdv)
-            elif name == "weight_hh":
-                torch.nn.init.orthogonal_(p)
-            elif name == "weight_ih":
-                torch.nn.init.xavier_uniform_(p)
-            else:
-                p.zero_()
+        init_standard(params, init, self.hidden_size)
 
     def vendor_refusal(self) -> str | None:
         if self.vendor_mode is None:
@@ -350,17 +329,7 @@ class FullyRecurrent(Cell):
     def reset_parameters(self, params: dict[str, Tensor], init: str) -> None:
         """``"pytorch"``: everything ~ U(-1/sqrt(N), 1/sqrt(N)). ``"keras"``: Glorot-uniform
         ``weight_ih``, orthogonal ``weight_hh``, zero bias."""
-        _check_init(init)
-        stdv = 1.0 / math.sqrt(self.hidden_size)
-        for name, p in params.items():
-            if init == "pytorch":
-                p.uniform_(-stdv, stdv)
-            elif name == "weight_hh":
-                torch.nn.init.orthogonal_(p)
-            elif name == "weight_ih":
-                torch.nn.init.xavier_uniform_(p)
-            else:
-                p.zero_()
+        init_standard(params, init, self.hidden_size)
 
     def vendor_refusal(self) -> str | None:
         return "no vendor fused op returns a subset of the units as output"

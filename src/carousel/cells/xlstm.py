@@ -52,15 +52,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from carousel.cells.base import Cell, Params, State
+from carousel.cells.base import check_init as _check_init
+from carousel.cells.base import check_size as _check_size
 
 FORGET_GATES = ("sigmoid", "exp")
-INITS = ("pytorch", "keras")
-
-
-def _check_size(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return value
 
 
 def _check_heads(hidden_size: int, num_heads: object) -> int:
@@ -79,11 +74,6 @@ def _check_forget(forget_gate: object) -> str:
 def _log_forget(f_pre: Tensor, forget_gate: str) -> Tensor:
     """``log f_t``: ``log sigma(f~_t)`` or ``f~_t`` for the exponential forget gate."""
     return F.logsigmoid(f_pre) if forget_gate == "sigmoid" else f_pre
-
-
-def _check_init(init: object) -> None:
-    if init not in INITS:
-        raise ValueError(f"init: expected one of {list(INITS)}, got {init!r}")
 
 
 class SLSTM(Cell):
